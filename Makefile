@@ -1,0 +1,35 @@
+# The two commands: `make run` and `make test`. Everything else is a step they take.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: run test setup envs eval bench clean help
+
+help:
+	@echo "make run    - set up what is missing and start the whole product (Ctrl-C stops it)"
+	@echo "make test   - set up what is missing and run the whole test suite"
+	@echo "make eval   - retrieval evaluation (writes bench/results/retrieval.json)"
+	@echo "make bench  - latency benchmarks (writes bench/results/)"
+
+envs:
+	@scripts/setup_envs.sh
+
+setup: envs
+	@$(PY) -m bot setup
+
+run: setup
+	@$(PY) -m bot run
+
+test: envs
+	@scripts/test_prereqs.sh
+	@$(PY) -m bot setup
+	@$(PY) -m pytest -q -rs
+
+eval: setup
+	@$(PY) bench/retrieval_eval.py
+
+bench: setup
+	@$(PY) bench/e2e_latency.py
+	@$(PY) bench/handoff.py
+
+clean:
+	rm -rf var models

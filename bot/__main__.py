@@ -1,0 +1,141 @@
+"""python -m bot {run,serve,setup,check-settings,agents}
+
+run             set up what is missing, start Rasa, the action server and the gateway, wait for Ctrl-C
+serve           start the gateway only (Rasa and the action server run elsewhere)
+setup           train the Rasa model and build the index when their inputs changed
+check-settings  validate the settings and print them
+agents          manage the agent inbox's accounts: add EMAIL --name N --role agent|admin, disable EMAIL,
+                enable EMAIL, list (the password of "add" is read from stdin or asked for)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from knowledge_base.config import PROJECT_ROOT, SettingsError
+
+from .settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def cmd_serve(args) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+                access_log=None, print=lambda *_: None, shutdown_timeout=10)
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from .stack import ensure_index, ensure_model
+
+    settings = _settings()
+    t0 = time.time()
+    try:
+        _, trained = ensure_model()
+        built = ensure_index(settings)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"error: set-up failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Set-up done in {time.time() - t0:.1f} s (model {'trained' if trained else 'cached'}, "
+          f"index {'built' if built else 'cached'}).")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .stack import Stack, ensure_index, ensure_model, summary
+
+    settings = _settings()
+    t0 = time.time()
+    try:
+        model, _ = ensure_model()
+        ensure_index(settings)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"error: set-up failed: {exc}", file=sys.stderr)
+        return 1
+    stack = Stack(settings, settings.var_dir)
+    stack.build_children(model)
+    stopping = {"flag": False}
+
+    def on_signal(signum, _frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print("Starting the action server, Rasa and the gateway ...", flush=True)
+    stack.start()
+    try:
+        while True:
+            try:
+                stack.wait_ready(timeout=1.0)
+                break
+            except TimeoutError:
+                if stopping["flag"]:
+                    raise KeyboardInterrupt from None
+                if time.time() - t0 > args.start_timeout:
+                    raise
+        print(summary(stack), flush=True)
+        print(f"(ready {time.time() - t0:.1f} s after 'make run')", flush=True)
+        while not stopping["flag"]:
+            dead = stack.check_alive()
+            if dead is not None:
+                print(f"error: {dead.name} stopped unexpectedly (exit {dead.proc.returncode}); "
+                      f"last lines of {dead.log_path}:\n{dead.tail(2000)}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("Stopping ...", flush=True)
+        stack.stop()
+        print("Stopped.", flush=True)
+    return 0
+
+
+def cmd_check(args) -> int:
+    settings = _settings()
+    for f in dataclasses.fields(settings):
+        print(f"{f.name} = {getattr(settings, f.name)!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.chdir(PROJECT_ROOT)
+    ap = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--start-timeout", type=float, default=600.0)
+    p.set_defaults(func=cmd_run)
+    sub.add_parser("serve").set_defaults(func=cmd_serve)
+    sub.add_parser("setup").set_defaults(func=cmd_setup)
+    sub.add_parser("check-settings").set_defaults(func=cmd_check)
+    from .inbox.accounts import add_cli
+
+    add_cli(sub)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

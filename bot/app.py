@@ -1,0 +1,87 @@
+"""The gateway application: create_app(settings) returns it; resources live in cleanup_ctx."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from . import keys
+from .channels import rest
+from .handoff.desk import Desk
+from .health import healthz
+from .rasa_client import RasaClient
+from .router import Router
+from .settings import Settings
+from .store.db import make_engine, sessionmaker, upgrade
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+async def _database(app: web.Application):
+    settings = app[keys.SETTINGS]
+    await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    app[keys.ENGINE] = engine
+    app[keys.SESSIONMAKER] = sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def _clients(app: web.Application):
+    settings = app[keys.SETTINGS]
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_retries)
+    await rasa.start()
+    http = aiohttp.ClientSession()
+    app[keys.RASA] = rasa
+    app[keys.HTTP] = http
+    desk = Desk.from_settings(app[keys.SESSIONMAKER], settings)
+    desk.channels = app[keys.CHANNELS]  # the inbox reaches customers through the channel registry
+    app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk)
+    await desk.start()  # the outgoing webhook's sender
+    # Load the language detector's models off the event loop before the first message needs them.
+    from knowledge_base.language import detect
+
+    await asyncio.get_running_loop().run_in_executor(None, detect, "warm up the detector", None, None,
+                                                     settings.languages)
+    yield
+    await desk.stop()
+    await rasa.close()
+    await http.close()
+
+
+def channel_classes() -> list:
+    """Every channel adapter the gateway knows; each decides from the settings whether it is on."""
+    from .channels.webchat import WebchatChannel
+    from .channels.whatsapp import WhatsAppChannel
+
+    return [WhatsAppChannel, WebchatChannel]
+
+
+async def _channels(app: web.Application):
+    for channel in app[keys.CHANNELS].values():
+        await channel.start()
+    yield
+    for channel in app[keys.CHANNELS].values():
+        await channel.stop()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[keys.SETTINGS] = settings
+    app[keys.CHANNELS] = {}
+    app.cleanup_ctx.extend([_database, _clients, _channels])
+    app.router.add_routes(rest.routes())
+    for cls in channel_classes():
+        if cls.enabled(settings):
+            channel = cls(app)
+            app[keys.CHANNELS][cls.name] = channel
+            app.router.add_routes(channel.routes())
+    app.router.add_get("/healthz", healthz)
+    from .inbox import views as inbox
+
+    inbox.setup(app)  # /inbox and /api/inbox
+    return app

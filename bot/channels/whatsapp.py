@@ -1,0 +1,564 @@
+"""The WhatsApp channel: Meta's WhatsApp Cloud API, inbound webhooks and outbound Graph API calls.
+
+Inbound (``/webhooks/whatsapp/webhook``)
+  GET   the verification handshake: ``hub.mode=subscribe`` with the configured verify token is
+        answered with ``hub.challenge`` (text/plain); anything else 403.
+  POST  every notification, signed by Meta: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the
+        raw body with the app secret>``. Missing 401, mismatch 403 (checked before the body is
+        parsed), non-JSON 400, over 256 KiB 413. Customer messages are stored (deduplicated on
+        their ``wamid``, also across restarts) *before* the 200 is sent, and answered in tracked
+        background tasks (bounded concurrency, one at a time per customer, in order). Statuses
+        (sent, delivered, read, failed) are recorded on the outbound message; they never go
+        backwards. An accepted message a crash left unanswered is answered at the next start.
+
+Outbound (``POST {base}/{version}/{phone_number_id}/messages``, Bearer token)
+  Text (split at paragraph, line, sentence or word boundaries above 4096 characters), the bot's
+  buttons as reply buttons (up to 3; titles shortened to 20 characters) or as a list (4 to 10
+  rows), mark-as-read with a typing indicator while the bot works. Sends are retried with
+  exponential backoff on 5xx, 429 / 130429 (throughput), 131056 (pair rate limit), timeouts and
+  dropped connections; other 4xx are final. Every send carries ``biz_opaque_callback_data``
+  (the message's id and part), which Meta echoes in status webhooks: before retrying a send whose
+  outcome is unknown (timeout, dropped connection, 5xx), the channel waits briefly and checks
+  whether a status for it arrived, so an accepted message is not sent twice.
+
+  Free-form messages are only possible within 24 hours of the customer's last message: outside
+  that window nothing is sent and the message is marked ``delivery_status = "failed"`` with
+  ``meta.error = "outside_24h_window"`` (also when the Graph API answers 131047).
+
+Message states (``Message.delivery_status``)
+  inbound:  "received" (stored, not answered yet) -> "processed"
+  outbound: NULL (not sent yet) -> "sent" -> "delivered" -> "read", or "failed" (``meta.error``
+            names the kind, ``meta.error_detail`` holds the Graph error). The WhatsApp id of an
+            outbound message is its ``platform_message_id`` (of the last part when it was split;
+            every part's id is in ``meta.wa_parts``).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import random
+import time
+from datetime import datetime, timezone
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import keys
+from ..i18n import t
+from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
+from ..store import repository as repo
+from ..store.models import Contact, Conversation, Message
+from ..tasks import SpawnsTasks
+from .base import Channel, DeliveryResult, Recipient
+
+log = logging.getLogger(__name__)
+
+from .whatsapp_api import (
+    ApiResult,
+    BACKOFF_SECONDS,
+    BATCH_FATAL_KINDS,
+    CODE_PAIR_RATE_LIMIT,
+    CONFIRM_GRACE_SECONDS,
+    GraphClient,
+    INBOUND_PROCESSED,
+    INBOUND_RECEIVED,
+    MAX_CONCURRENT_CONVERSATIONS,
+    MAX_SEND_ATTEMPTS,
+    NAME,
+    PAIR_RATE_LIMIT_BACKOFF_SECONDS,
+    READ_TIMEOUT,
+    RECOVERY_WAIT_FOR_RASA_SECONDS,
+    SERVICE_WINDOW,
+    STOP_TIMEOUT_SECONDS,
+    WEBHOOK_PATH,
+    WaMessage,
+    _BSUID,
+    _int,
+    _str,
+    classify,
+    country_language,
+    log,
+    parse_notification,
+    payload_for_reply,
+    render,
+    verify_signature,
+)
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self):
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __call__(self, key: str):
+        return _KeyedLock(self, key)
+
+
+class _KeyedLock:
+    def __init__(self, owner: KeyedLocks, key: str):
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self):
+        lock, n = self.owner._locks.get(self.key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self.owner._locks[self.key] = (lock, n + 1)
+        await lock.acquire()
+
+    async def __aexit__(self, *exc):
+        lock, n = self.owner._locks[self.key]
+        lock.release()
+        if n <= 1:
+            del self.owner._locks[self.key]
+        else:
+            self.owner._locks[self.key] = (lock, n - 1)
+
+
+# --- the channel ----------------------------------------------------------------------------
+
+class WhatsAppChannel(SpawnsTasks, Channel):
+    _task_label = "whatsapp"
+    name = NAME
+
+    @classmethod
+    def enabled(cls, settings) -> bool:
+        return settings.whatsapp is not None
+
+    def __init__(self, app: web.Application):
+        super().__init__(app)
+        self.settings = app[keys.SETTINGS].whatsapp
+        self.http: aiohttp.ClientSession | None = None
+        self.api: GraphClient | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_CONVERSATIONS)
+        self._customer_locks = KeyedLocks()
+        self._message_locks = KeyedLocks()
+        self._scheduled: set[str] = set()  # inbound message ids queued or being processed
+        self._stopping = False
+
+    # lifecycle
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(WEBHOOK_PATH, self.verify), web.post(WEBHOOK_PATH, self.webhook),
+                web.get("/webhooks/whatsapp/", self.health)]
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50))
+        self.api = GraphClient(self.settings, self.http)
+        self._stopping = False
+        self._spawn(self._recover())
+
+    async def stop(self) -> None:
+        """Let work in flight finish (up to STOP_TIMEOUT_SECONDS); what is cancelled stays stored as
+        "received" and is answered at the next start."""
+        self._stopping = True
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
+        pending = set(self._tasks)
+        if pending:
+            log.warning("whatsapp: %d task(s) still in progress at shutdown; unanswered messages are answered "
+                        "at the next start", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+
+    @property
+    def sessionmaker(self):
+        return self.app[keys.SESSIONMAKER]
+
+    # HTTP handlers
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def verify(self, request: web.Request) -> web.Response:
+        q = request.query
+        mode, token, challenge = q.get("hub.mode"), q.get("hub.verify_token", ""), q.get("hub.challenge")
+        if mode == "subscribe" and challenge is not None and hmac.compare_digest(
+                token.encode(), self.settings.verify_token.encode()):
+            return web.Response(text=challenge, content_type="text/plain")
+        return web.Response(status=403, text="verification failed", content_type="text/plain")
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        signature = request.headers.get("X-Hub-Signature-256")
+        if not signature:
+            return web.json_response({"error": "missing X-Hub-Signature-256"}, status=401)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "the body is too large"}, status=413)
+        if not verify_signature(self.settings.app_secret, raw, signature):
+            return web.json_response({"error": "invalid signature"}, status=403)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return web.json_response({"error": "the body is not valid JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        try:
+            messages, statuses = parse_notification(body, self.settings.phone_number_id)
+        except Exception:  # noqa: BLE001 - a shape we do not understand: nothing to store
+            log.exception("whatsapp: could not parse a notification; acknowledged and ignored")
+            return web.Response(text="OK", content_type="text/plain")
+        try:
+            for st in statuses:
+                await self._on_status(st)
+            for m in messages:
+                await self._on_message(m)
+        except Exception:  # noqa: BLE001 - not stored: let Meta deliver it again
+            log.exception("whatsapp: could not store a notification")
+            return web.json_response({"error": "temporarily unable to store the notification"}, status=500)
+        return web.Response(text="OK", content_type="text/plain")
+
+    # inbound messages
+
+    async def _on_message(self, m: WaMessage) -> None:
+        """Store the customer's message (deduplicated on its wamid); answer it in the background."""
+        async with self.sessionmaker() as session:
+            existing = await repo.find_message_by_platform_id(session, NAME, m.wamid)
+            if existing is not None:
+                log.info("whatsapp: duplicate delivery of %s ignored", m.wamid)
+                return
+            for attempt in range(2):
+                try:
+                    contact = await repo.ensure_identities(session, NAME, [m.source_id, m.wa_id], name=m.name)
+                    attrs = dict(contact.attributes or {})
+                    wa = {k: v for k, v in {**(attrs.get("whatsapp") or {}), "wa_id": m.wa_id, "user_id": m.user_id,
+                                            "profile_name": m.name, "username": m.username}.items() if v}
+                    if wa != attrs.get("whatsapp"):
+                        contact.attributes = {**attrs, "whatsapp": wa}
+                    if m.wa_id and not contact.phone:
+                        contact.phone = "+" + m.wa_id[:39]
+                    await session.commit()
+                    break
+                except IntegrityError:  # the same new customer arrived twice at once
+                    await session.rollback()
+                    if attempt:
+                        raise
+            text, meta = m.text, dict(m.meta)
+            if m.reply_id:
+                buttons = None
+                if m.context_id:
+                    ctx = await repo.find_message_by_platform_id(session, NAME, m.context_id)
+                    buttons = ctx.buttons if ctx is not None else None
+                text = payload_for_reply(m.reply_id, m.reply_title, buttons)
+        max_chars = self.app[keys.SETTINGS].max_message_chars
+        if len(text) > max_chars:
+            text, meta["truncated"] = text[:max_chars], True
+        if m.unsupported:
+            meta["unsupported"] = True
+        inbound = InboundMessage(channel=NAME, source_id=m.source_id, text=text, platform_message_id=m.wamid,
+                                 language_hint=country_language(m.wa_id) if m.unsupported else None,
+                                 profile_name=m.name, metadata={k: v for k, v in meta.items() if v is not None})
+        accepted = await self.app[keys.ROUTER].accept(inbound, inbound_status=INBOUND_RECEIVED)
+        if isinstance(accepted, RouteResult):
+            log.info("whatsapp: duplicate delivery of %s ignored", m.wamid)
+            return
+        self._schedule(accepted.message_id)
+
+    def _schedule(self, message_public_id: str) -> None:
+        if message_public_id in self._scheduled:
+            return
+        self._scheduled.add(message_public_id)
+        self._spawn(self._process(message_public_id))
+
+    async def _recover(self) -> None:
+        """Answer messages accepted before a crash or restart but not answered."""
+        async with self.sessionmaker() as session:
+            rows = await repo.inbound_with_status(session, NAME, INBOUND_RECEIVED)
+        if not rows:
+            return
+        log.info("whatsapp: answering %d message(s) accepted before the restart", len(rows))
+        deadline = time.monotonic() + RECOVERY_WAIT_FOR_RASA_SECONDS
+        while not self._stopping and time.monotonic() < deadline:
+            ok, _ = await self.app[keys.RASA].ready()
+            if ok:
+                break
+            await asyncio.sleep(1.0)
+        for row in rows:
+            if not self._stopping:
+                self._schedule(row.public_id)
+
+    async def _process(self, message_public_id: str) -> None:
+        """Answer one stored customer message: one at a time per customer (in order), at most
+        MAX_CONCURRENT_CONVERSATIONS customers at once."""
+        try:
+            async with self.sessionmaker() as session:
+                row = await repo.find_message_by_public_id(session, message_public_id)
+                if row is None:
+                    return
+                conv = await session.get(Conversation, row.conversation_id)
+            async with self._customer_locks(str(conv.contact_id)):
+                async with self._semaphore:
+                    async with self.sessionmaker() as session:
+                        row = await repo.find_message_by_public_id(session, message_public_id)
+                        if row.delivery_status != INBOUND_RECEIVED:
+                            return
+                        conv = await session.get(Conversation, row.conversation_id)
+                        contact = await session.get(Contact, conv.contact_id)
+                    meta = row.meta or {}
+                    await self._answer(row, conv, contact, meta.get("user_id") or meta.get("wa_id"))
+        finally:
+            self._scheduled.discard(message_public_id)
+
+    async def _answer(self, row: Message, conv: Conversation, contact: Contact, source_id: str) -> None:
+        meta = row.meta or {}
+        reading = self._spawn(self._mark_read(row.platform_message_id)) if row.platform_message_id else None
+        async with self.sessionmaker() as session:
+            already = await repo.replies_to(session, row)
+        if not already:  # (after a restart the replies may already be stored)
+            if meta.get("unsupported"):
+                if conv.status not in ("pending", "open"):
+                    await self._store_reply(row, conv, t("unsupported_message", conv.language), "unsupported_message")
+            else:
+                msg = InboundMessage(channel=NAME, source_id=source_id, text=row.text or "",
+                                     platform_message_id=row.platform_message_id, language_hint=meta.get("hint"),
+                                     metadata=meta)
+                accepted = Accepted(msg, conv.id, conv.public_id, contact.public_id, row.public_id, conv.status,
+                                    conv.language)
+                try:
+                    await self.app[keys.ROUTER].process(accepted)
+                except AssistantUnavailable:
+                    await self._store_reply(row, conv, t("assistant_unavailable", conv.language),
+                                            "assistant_unavailable")
+        async with self.sessionmaker() as session:
+            conv = await session.get(Conversation, conv.id)
+            pending = [m for m in await repo.replies_to(session, row) if m.delivery_status in (None, "pending")]
+        if pending:
+            await self._send_messages(conv, contact, pending, conv.language)
+        async with self.sessionmaker() as session:
+            m = await session.get(Message, row.id)
+            m.delivery_status = INBOUND_PROCESSED
+            await session.commit()
+        if reading is not None and not reading.done():
+            await asyncio.wait([reading], timeout=1.0)
+
+    async def _store_reply(self, row: Message, conv: Conversation, text: str, text_key: str) -> None:
+        async with self.sessionmaker() as session:
+            c = await session.get(Conversation, conv.id)
+            repo.add_message(session, c, direction="out", sender_type="bot", text=text,
+                             meta={"in_reply_to": row.public_id, "gateway_text": text_key})
+            await session.commit()
+
+    async def _mark_read(self, wamid: str) -> None:
+        """Blue ticks and "typing..." while the bot works (best effort: one retry, short timeout)."""
+        payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid,
+                   "typing_indicator": {"type": "text"}}
+        for attempt in range(2):
+            res = await self.api.post(payload, timeout=READ_TIMEOUT)
+            if res.ok or not res.retryable:
+                if not res.ok:
+                    log.info("whatsapp: mark-as-read of %s failed: %s", wamid, res.error)
+                return
+            await asyncio.sleep(BACKOFF_SECONDS)
+
+    # statuses
+
+    async def _on_status(self, st: dict) -> None:
+        wamid, status = _str(st.get("id")), _str(st.get("status"))
+        if not wamid or status not in ("sent", "delivered", "read", "failed"):
+            return
+        callback = _str(st.get("biz_opaque_callback_data")) or ""
+        part = None
+        async with self.sessionmaker() as session:
+            row = await repo.find_message_by_platform_id(session, NAME, wamid)
+            if row is not None and row.direction != "out":
+                return
+            if row is None and callback.startswith("m:"):
+                public_id, _, part_s = callback[2:].partition(":")
+                row = await repo.find_message_by_public_id(session, public_id)
+                part = _int(part_s)
+                if row is not None and (row.direction != "out" or row.channel != NAME):
+                    row = None
+            if row is None:
+                row = await repo.find_outbound_by_meta_text(session, NAME, f'"{wamid}"')
+            if row is None:
+                log.info("whatsapp: status %s for unknown message %s", status, wamid)
+                return
+            async with self._message_locks(row.public_id):
+                fresh = await session.get(Message, row.id, populate_existing=True)
+                meta = fresh.meta or {}
+                history = dict(meta.get("wa_statuses") or {})
+                history.setdefault(status, _int(st.get("timestamp")) or int(time.time()))
+                updates: dict = {"wa_statuses": history}
+                pid = None
+                if part is not None:
+                    parts = dict(meta.get("wa_parts") or {})
+                    parts.setdefault(str(part), wamid)
+                    updates["wa_parts"] = parts
+                    count = _int(meta.get("wa_part_count"))
+                    if count is None or part == count - 1:
+                        pid = wamid
+                if status == "failed":
+                    errors = [e for e in st.get("errors") or [] if isinstance(e, dict)]
+                    err = errors[0] if errors else {}
+                    code = _int(err.get("code"))
+                    kind, _, _ = classify(400, {"code": code}) if code is not None else ("failed", False, False)
+                    updates["error"] = kind
+                    updates["error_detail"] = {k: err[k] for k in ("code", "title", "message", "error_data", "href")
+                                               if k in err}
+                await repo.update_delivery(session, row.id, status, meta=updates, platform_message_id=pid)
+
+    # outbound
+
+    async def deliver(self, recipient: Recipient, replies: list[Reply], *, message_ids: list[str] | None = None,
+                      sender_type: str = "agent") -> DeliveryResult:
+        """Send replies to a WhatsApp customer outside a webhook (the agent inbox, late answers).
+
+        Each reply is stored as an outbound message of the recipient's conversation (with
+        ``sender_type``), unless ``message_ids`` names messages the caller stored already; the
+        outcome is recorded on them (delivery_status, platform id, meta.error) and returned.
+        """
+        async with self.sessionmaker() as session:
+            conv = (await session.execute(
+                select(Conversation).where(Conversation.public_id == recipient.conversation_id)
+            )).scalar_one_or_none()
+            if conv is None or conv.channel != NAME:
+                return DeliveryResult(False, [], "unknown_conversation")
+            contact = await session.get(Contact, conv.contact_id)
+            try:
+                rows = await repo.messages_to_deliver(session, conv, replies, message_ids, sender_type)
+            except repo.UnknownMessage:
+                return DeliveryResult(False, [], "unknown_message")
+        async with self._customer_locks(str(contact.id)):
+            return await self._send_messages(conv, contact, rows, recipient.language or conv.language,
+                                             source_id=recipient.source_id)
+
+    def _address(self, contact: Contact, source_id: str | None) -> dict:
+        wa = (contact.attributes or {}).get("whatsapp") or {}
+        wa_id = wa.get("wa_id")
+        if not wa_id and source_id and not _BSUID.match(source_id):
+            wa_id = source_id
+        if wa_id:
+            return {"to": wa_id}
+        return {"recipient": wa.get("user_id") or source_id}
+
+    async def _window_open(self, contact: Contact) -> bool:
+        async with self.sessionmaker() as session:
+            rows = await repo.recent_inbound(session, contact.id, NAME)
+        last = None
+        for r in rows:
+            ts = _int((r.meta or {}).get("wa_timestamp"))
+            at = datetime.fromtimestamp(ts, timezone.utc) if ts else r.created_at
+            if at is not None and at.tzinfo is None:
+                at = at.replace(tzinfo=timezone.utc)
+            if at is not None and (last is None or at > last):
+                last = at
+        return last is not None and datetime.now(timezone.utc) - last < SERVICE_WINDOW
+
+    async def _send_messages(self, conv: Conversation, contact: Contact, rows: list[Message], lang: str | None,
+                             source_id: str | None = None) -> DeliveryResult:
+        address = self._address(contact, source_id)
+        fatal: str | None = None if await self._window_open(contact) else "outside_24h_window"
+        if fatal:
+            log.info("whatsapp: not sending %d message(s) to %s: outside the 24-hour window", len(rows),
+                     contact.public_id)
+        ids: list[str] = []
+        first_error: str | None = None
+        for row in rows:
+            if fatal:
+                await self._record_failure(row, fatal, {"error": fatal, "error_detail": {
+                    "message": "more than 24 hours have passed since the customer's last message"
+                    if fatal == "outside_24h_window" else "an earlier message of this batch failed the same way"}})
+                first_error = first_error or fatal
+                continue
+            ok, wamid, kind = await self._send_one(row, address, lang)
+            if ok:
+                ids.append(wamid)
+            else:
+                first_error = first_error or kind
+                if kind in BATCH_FATAL_KINDS:
+                    fatal = kind
+        return DeliveryResult(first_error is None, ids, first_error)
+
+    async def _record_failure(self, row: Message, kind: str, meta: dict) -> None:
+        async with self._message_locks(row.public_id):
+            async with self.sessionmaker() as session:
+                await repo.update_delivery(session, row.id, "failed", meta=meta)
+
+    async def _send_one(self, row: Message, address: dict, lang: str | None) -> tuple[bool, str | None, str | None]:
+        parts = render(Reply.from_message(row), lang)
+        if not parts:
+            await self._record_failure(row, "nothing_to_send", {"error": "nothing_to_send", "error_detail": {
+                "message": "the reply has neither text nor buttons WhatsApp can show"}})
+            return False, None, "nothing_to_send"
+        async with self._message_locks(row.public_id):
+            async with self.sessionmaker() as session:
+                fresh = await session.get(Message, row.id)
+                done = dict((fresh.meta or {}).get("wa_parts") or {})
+                await repo.update_delivery(session, row.id, None, meta={"wa_part_count": len(parts)})
+        last_wamid = None
+        for i, part in enumerate(parts):
+            if str(i) in done:
+                last_wamid = done[str(i)]
+                continue
+            payload = {"messaging_product": "whatsapp", "recipient_type": "individual", **address, **part,
+                       "biz_opaque_callback_data": f"m:{row.public_id}:{i}"}
+            res = await self._send_with_retries(row, i, payload)
+            if not res.ok:
+                log.warning("whatsapp: message %s (part %d) not sent: %s %s", row.public_id, i, res.kind, res.error)
+                await self._record_failure(row, res.kind or "failed", res.error_meta())
+                return False, None, res.kind or "failed"
+            last_wamid = res.wamid
+            async with self._message_locks(row.public_id):
+                async with self.sessionmaker() as session:
+                    fresh = await session.get(Message, row.id)
+                    wa_parts = {**((fresh.meta or {}).get("wa_parts") or {}), str(i): res.wamid}
+                    final = i == len(parts) - 1
+                    await repo.update_delivery(session, row.id, "sent" if final else None,
+                                               meta={"wa_parts": wa_parts, "attempts": res.attempts},
+                                               platform_message_id=res.wamid if final else None)
+        return True, last_wamid, None
+
+    async def _send_with_retries(self, row: Message, part: int, payload: dict) -> ApiResult:
+        delay = BACKOFF_SECONDS
+        res = ApiResult(False, kind="not_attempted")
+        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+            res = await self.api.post(payload)
+            res.attempts = attempt
+            if res.ok:
+                if not res.wamid:
+                    res.wamid = await self._wamid_from_webhook(row, part)
+                return res
+            if not res.retryable or attempt == MAX_SEND_ATTEMPTS or self._stopping and attempt > 1:
+                return res
+            wait = delay * (1 + random.random() * 0.25)
+            if res.code == CODE_PAIR_RATE_LIMIT:
+                wait = max(wait, PAIR_RATE_LIMIT_BACKOFF_SECONDS * attempt)
+            if res.ambiguous:
+                wait = max(wait, CONFIRM_GRACE_SECONDS)
+            log.info("whatsapp: sending %s (part %d) failed (%s, attempt %d); retrying in %.1f s", row.public_id,
+                     part, res.kind, attempt, wait)
+            if res.ambiguous:
+                # It may have gone through: Meta then sends a status echoing our callback data.
+                wamid = await self._wait_for_status(row, part, wait)
+                if wamid:  # it went through after all: do not send it again
+                    log.info("whatsapp: %s (part %d) was accepted despite the %s", row.public_id, part, res.kind)
+                    return ApiResult(True, 200, None, wamid=wamid, confirmed_by_webhook=True, attempts=attempt)
+            else:
+                await asyncio.sleep(wait)
+            delay *= 2
+        return res
+
+    async def _wait_for_status(self, row: Message, part: int, seconds: float) -> str | None:
+        deadline = time.monotonic() + seconds
+        while True:
+            wamid = await self._wamid_from_webhook(row, part)
+            if wamid or time.monotonic() >= deadline:
+                return wamid
+            await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    async def _wamid_from_webhook(self, row: Message, part: int) -> str | None:
+        async with self.sessionmaker() as session:
+            fresh = await session.get(Message, row.id, populate_existing=True)
+            return ((fresh.meta or {}).get("wa_parts") or {}).get(str(part)) if fresh else None

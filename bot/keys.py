@@ -1,0 +1,17 @@
+"""Typed application keys (one module, so every handler names the same objects)."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from .rasa_client import RasaClient
+from .router import Router
+from .settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker)
+RASA = web.AppKey("rasa", RasaClient)
+ROUTER = web.AppKey("router", Router)
+HTTP = web.AppKey("http", object)  # aiohttp.ClientSession for health checks
+CHANNELS = web.AppKey("channels", dict)  # channel name -> Channel instance (bot.channels.base)

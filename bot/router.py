@@ -1,0 +1,239 @@
+"""The router: stores every inbound message, decides bot vs human, stores every reply.
+
+It is the only place that decides whether a conversation's messages go to Rasa, and (through its
+hand-off desk, bot.handoff.desk) the only one that changes a conversation's status: bot, pending
+(queued for a person), open (an agent has it), resolved. While pending or open, messages are pushed
+to the agent inbox and never forwarded to Rasa.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from knowledge_base.language import detect, normalise_hint
+
+from .rasa_client import RasaClient, RasaUnavailable
+from .store import repository as repo
+from .store.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: str
+    source_id: str  # the contact's id on that channel
+    text: str
+    platform_message_id: str | None = None
+    language_hint: str | None = None
+    verified_user_id: str | None = None
+    profile_name: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str | None = None
+    buttons: list | None = None
+    custom: dict | None = None
+
+    def to_rest(self, recipient_id: str) -> dict:
+        out: dict = {"recipient_id": recipient_id}
+        if self.text is not None:
+            out["text"] = self.text
+        if self.buttons:
+            out["buttons"] = self.buttons
+        if self.custom is not None:
+            out["custom"] = self.custom
+        return out
+
+    @classmethod
+    def from_message(cls, m: Message) -> "Reply":
+        return cls(m.text, m.buttons, m.custom)
+
+
+@dataclass
+class RouteResult:
+    conversation_id: str
+    message_id: str
+    replies: list[Reply]
+    duplicate: bool = False
+    language: str | None = None
+    status: str = "bot"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A stored inbound message that is still to be processed (Router.accept -> Router.process)."""
+    message: InboundMessage
+    conversation_pk: int
+    conversation_id: str  # Conversation.public_id
+    contact_id: str  # Contact.public_id (the sender id Rasa sees)
+    message_id: str  # Message.public_id
+    status: str  # the conversation's status when the message was stored
+    language: str | None
+
+
+class AssistantUnavailable(RuntimeError):
+    """The message is stored, but the assistant could not answer it now."""
+
+    def __init__(self, message_id: str, reason: str):
+        super().__init__(reason)
+        self.message_id = message_id
+
+
+def is_internal_event(custom: object) -> bool:
+    return isinstance(custom, dict) and isinstance(custom.get("event"), str)
+
+
+class Router:
+    def __init__(self, sessionmaker: async_sessionmaker, rasa: RasaClient, languages: tuple[str, ...],
+                 desk: "Desk | None" = None):
+        from .handoff.desk import Desk
+
+        self.sessionmaker = sessionmaker
+        self.rasa = rasa
+        self.languages = languages
+        self.desk: Desk = desk or Desk(sessionmaker)
+
+    # The status transitions the agent inbox asks for (bot.handoff.desk documents each).
+    async def claim(self, conversation_id: str, agent):
+        return await self.desk.claim(conversation_id, agent)
+
+    async def transfer(self, conversation_id: str, agent, to_agent_id: str):
+        return await self.desk.transfer(conversation_id, agent, to_agent_id)
+
+    async def hand_back(self, conversation_id: str, agent):
+        return await self.desk.hand_back(conversation_id, agent)
+
+    async def resolve(self, conversation_id: str, agent):
+        return await self.desk.resolve(conversation_id, agent)
+
+    async def handle(self, msg: InboundMessage) -> RouteResult:
+        """Store the customer's message, then answer it (accept, then process)."""
+        accepted = await self.accept(msg)
+        if isinstance(accepted, RouteResult):
+            return accepted  # a duplicate: answer what was answered the first time
+        return await self.process(accepted)
+
+    async def accept(self, msg: InboundMessage, *, inbound_status: str | None = None) -> "Accepted | RouteResult":
+        """Step 1: store the customer's message before anything else can fail.
+
+        Returns what ``process`` needs, or the first answer's RouteResult (``duplicate=True``) when
+        this platform message was stored before. ``inbound_status`` is stored in the inbound
+        message's ``delivery_status`` in the same transaction (channels that answer asynchronously
+        use it to find accepted messages they have not processed yet).
+        """
+        stored = await self._store_inbound(msg, inbound_status)
+        if isinstance(stored, RouteResult):
+            return stored
+        accepted = Accepted(msg, *stored[:-1])
+        if accepted.status in ("pending", "open"):
+            await self.desk.customer_message(accepted.conversation_id, stored[-1])  # to the inbox, now
+        return accepted
+
+    async def process(self, accepted: "Accepted") -> RouteResult:
+        """Step 2: ask the assistant and store its replies (unless a person has the conversation)."""
+        msg = accepted.message
+        conv_pk, conv_public, contact_public = accepted.conversation_pk, accepted.conversation_id, accepted.contact_id
+        message_public, status, language = accepted.message_id, accepted.status, accepted.language
+        async with self.sessionmaker() as session:
+            # The status now, not when the message was stored: an earlier message may have been
+            # handed off in between.
+            current = await session.get(Conversation, conv_pk)
+            if current is not None:
+                status = current.status
+        if status in ("pending", "open"):
+            # A person has (or will have) this conversation: the bot stays silent. Only an answer to
+            # the hand-off's own question (an email address while pending) is acknowledged.
+            replies = await self.desk.while_waiting(conv_pk, message_public, msg.text) if status == "pending" else []
+            return RouteResult(conv_public, message_public, replies, language=language, status=status)
+
+        # 2. Ask the assistant.
+        metadata = {"channel": msg.channel, "language": language, "language_detected": language,
+                    "language_hint": msg.language_hint, "conversation_id": conv_public}
+        if msg.verified_user_id:
+            metadata["verified_user_id"] = msg.verified_user_id
+        try:
+            raw = await self.rasa.send(contact_public, msg.text, metadata)
+        except RasaUnavailable as exc:
+            log.warning("assistant unavailable for message %s: %s", message_public, exc)
+            async with self.sessionmaker() as session:
+                conv = await session.get(Conversation, conv_pk)
+                repo.add_event(session, conv, "assistant_unavailable", {"message_id": message_public, "reason": str(exc)})
+                await session.commit()
+            raise AssistantUnavailable(message_public, str(exc)) from exc
+
+        # 3. Store the replies and the assistant's structured events.
+        replies: list[Reply] = []
+        handed_off = False
+        async with self.sessionmaker() as session:
+            conv = await session.get(Conversation, conv_pk)
+            handoff_event: dict | None = None
+            # Handed off while Rasa was answering (another message of the same conversation): the
+            # bot's words are dropped, the person has the conversation now.
+            silenced = conv.status in ("pending", "open")
+            for item in raw:
+                if not isinstance(item, dict):
+                    continue
+                custom = item.get("custom")
+                if is_internal_event(custom):
+                    repo.add_event(session, conv, custom["event"], {**custom, "message_id": message_public})
+                    if custom["event"] == "handoff":
+                        handoff_event = custom
+                    continue
+                text = item.get("text") if isinstance(item.get("text"), str) else None
+                buttons = item.get("buttons") if isinstance(item.get("buttons"), list) else None
+                if (text is None and buttons is None and custom is None) or silenced:
+                    continue
+                repo.add_message(session, conv, direction="out", sender_type="bot", text=text, buttons=buttons,
+                                 custom=custom if isinstance(custom, dict) else None,
+                                 meta={"in_reply_to": message_public})
+                replies.append(Reply(text, buttons, custom if isinstance(custom, dict) else None))
+            if handoff_event is not None and not silenced:
+                # bot -> pending; the customer is told their place in the queue (after the bot's words)
+                extra = await self.desk.hand_off(session, conv, handoff_event, message_public)
+                replies.extend(extra)
+                handed_off = conv.status == "pending"
+            await session.commit()
+        if handed_off:
+            status = "pending"
+            await self.desk.announce(conv_pk)
+        return RouteResult(conv_public, message_public, replies, language=language, status=status)
+
+    async def _store_inbound(self, msg: InboundMessage, inbound_status: str | None = None):
+        async with self.sessionmaker() as session:
+            if msg.platform_message_id:
+                dup = await repo.find_message_by_platform_id(session, msg.channel, msg.platform_message_id)
+                if dup is not None:
+                    return await self._duplicate_result(session, dup)
+            contact = await repo.get_or_create_contact(session, msg.channel, msg.source_id,
+                                                       verified=bool(msg.verified_user_id), name=msg.profile_name)
+            conv = await repo.current_conversation(session, contact, msg.channel)
+            detection = detect(msg.text, previous=conv.language, hint=normalise_hint(msg.language_hint, self.languages),
+                               supported=self.languages, default=self.languages[0])
+            conv.language = detection.lang
+            m = repo.add_message(session, conv, direction="in", sender_type="customer", text=msg.text or None,
+                                 meta={k: v for k, v in {"language": detection.lang, "hint": msg.language_hint,
+                                                         **(msg.metadata or {})}.items() if v is not None},
+                                 platform_message_id=msg.platform_message_id)
+            m.delivery_status = inbound_status
+            try:
+                await session.commit()
+            except IntegrityError:
+                # The same platform message arrived twice at once: the other copy won.
+                await session.rollback()
+                dup = await repo.find_message_by_platform_id(session, msg.channel, msg.platform_message_id or "")
+                if dup is None:
+                    raise
+                return await self._duplicate_result(session, dup)
+            return conv.id, conv.public_id, contact.public_id, m.public_id, conv.status, conv.language, m
+
+    async def _duplicate_result(self, session, dup: Message) -> RouteResult:
+        conv = await session.get(Conversation, dup.conversation_id)
+        replies = [Reply.from_message(m) for m in await repo.replies_to(session, dup)]
+        return RouteResult(conv.public_id, dup.public_id, replies, duplicate=True, language=conv.language,
+                           status=conv.status)

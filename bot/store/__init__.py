@@ -1,0 +1,1 @@
+"""Conversation persistence (SQLAlchemy 2, async) and its Alembic migrations."""

@@ -1,0 +1,26 @@
+"""Background tasks a component owns: tracked, so that stop() can wait for them, and logged when
+they fail instead of vanishing."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class SpawnsTasks:
+    """Mixin: ``self._tasks`` (a set) must exist; ``_task_label`` names the owner in logs."""
+
+    _task_label = "background"
+    _tasks: set
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: background task failed", self._task_label, exc_info=task.exception())

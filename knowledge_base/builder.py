@@ -1,0 +1,94 @@
+"""Build (or keep) the product's index snapshot from its articles, calibrating the decision
+thresholds on the validation questions when there are any."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .articles import ImportProblem, load_source
+from .config import KBSettings
+from .encoders import load_encoder
+from .chunking import article_entries
+from .evaluate import calibrate, decision_metrics, load_questions, metrics
+from .fusion import clarify_margins
+from .search import Searcher
+from .snapshot import Snapshot, commit_snapshot, load_current, prepare_snapshot, source_hash
+
+
+@dataclass
+class BuildOutcome:
+    snapshot: Snapshot
+    built: bool
+    problems: list[ImportProblem]
+
+
+def _file_hash(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return "none"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def ensure_index(settings: KBSettings, source: Path | None = None, force: bool = False,
+                 show_progress: bool = True) -> BuildOutcome:
+    source = source or settings.articles_dir
+    imported = load_source(source)
+    if not imported.articles:
+        raise ValueError(f"no valid articles found in {source}")
+    encoder = load_encoder(settings.encoder, settings.encoder_threads)
+    calib_key = _file_hash(settings.calibration_file)
+    n_entries = sum(len(article_entries(a)) for a in imported.articles if a.status == "published")
+    hybrid = settings.retrieval == "hybrid" and n_entries <= settings.hybrid_max_entries
+    secondary = load_encoder(settings.secondary_encoder, settings.encoder_threads) if hybrid else None
+    mode_key = f"{calib_key}|{'hybrid:' + secondary.name if secondary else 'dense'}|{settings.classifier_max_articles}"
+    key = source_hash(imported.articles, encoder.name, mode_key)
+    current = None
+    try:
+        current = load_current(settings.index_dir)
+    except Exception:
+        current = None
+    if current is not None and current.manifest.get("source_hash") == key and not force:
+        return BuildOutcome(current, False, imported.problems)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_entries, desc="Indexing knowledge base", unit="chunk", disable=not show_progress,
+               file=sys.stderr)
+    extra = {"minilm": secondary} if secondary is not None else None
+    snap = prepare_snapshot(settings.index_dir, imported.articles, encoder, progress=bar.update,
+                            source_key_extra=mode_key, extra_encoders=extra)
+    bar.close()
+    questions = load_questions(settings.calibration_file) if settings.calibration_file and \
+        settings.calibration_file.is_file() else []
+    if secondary is not None:
+        snap.manifest["extra_encoder_specs"] = {"minilm": settings.secondary_encoder}
+        snap.hybrid = fit_hybrid(snap, encoder, secondary, questions, settings.classifier_max_articles)
+    snap.manifest["retrieval"] = "hybrid" if snap.hybrid is not None else "dense"
+    if questions:
+        searcher = Searcher(snap, encoder, settings.default_locale, extra_encoders=extra)
+        rankings = searcher.rank_many([q.text for q in questions], [q.lang for q in questions])
+        margins = clarify_margins(rankings) if snap.hybrid is not None else (0.0, 0.01, 0.02, 0.03, 0.05)
+        policy = calibrate(questions, rankings, source=settings.calibration_file.name, margins=margins)
+        snap.manifest["decision"] = policy.to_dict()
+        snap.manifest["validation"] = {**metrics(questions, rankings), **decision_metrics(questions, rankings, policy)}
+    return BuildOutcome(commit_snapshot(settings.index_dir, snap), True, imported.problems)
+
+
+def fit_hybrid(snap: Snapshot, primary, secondary, questions: list, classifier_max_articles: int) -> dict:
+    """Fit BM25, the per-article classifier (while articles are few enough) and the global score
+    statistics (from the calibration questions' texts; no labels needed)."""
+    from .fusion import HybridScorer
+    from .search import PRIMARY, hybrid_layout
+
+    layout = hybrid_layout(snap)
+    vectors = {PRIMARY: snap.vectors, "minilm": snap.extra_vectors["minilm"]}
+    calibration = []
+    if questions:
+        texts = [q.text for q in questions]
+        qp, qs = primary.encode(texts), secondary.encode(texts)
+        calibration = [(q.text, q.lang, {PRIMARY: qp[i], "minilm": qs[i]}) for i, q in enumerate(questions)]
+    scorer = HybridScorer.fit(layout.entry_group, len(layout.groups), vectors, layout.entry_texts,
+                              layout.entry_langs, calibration,
+                              classifier=len(layout.groups) <= classifier_max_articles)
+    return scorer.state_dict()

@@ -1,0 +1,183 @@
+"""Search a snapshot: rank articles (translation groups), pick the customer's language, decide."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .articles import Article
+from .decision import DecisionPolicy
+from .encoders import Encoder
+from .snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Hit:
+    article_id: str
+    group: str
+    title: str
+    locale: str
+    score: float
+    link: str
+    answer: str
+    # True when the customer asked in another language and no translation exists in theirs.
+    other_language: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    decision: str
+    hits: list[Hit]
+    n_decided: int
+    version: str
+    lang: str | None = None
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "decision": self.decision,
+            "hits": [{"article_id": h.article_id, "title": h.title, "locale": h.locale, "score": round(h.score, 4),
+                      "group": h.group, "link": h.link} for h in self.hits],
+            "version": self.version,
+        }
+
+
+PRIMARY = "use"  # the name of the primary (FAISS-indexed) encoder in the hybrid scorer's weights
+
+
+class Searcher:
+    """Immutable view of one snapshot; safe to share between threads.
+
+    Two ways to rank: dense (the primary encoder through the FAISS index; used for very large
+    knowledge bases) and hybrid (knowledge_base.fusion: both encoders, BM25 and a per-article
+    classifier, fused on a global scale; chosen by measurement, see README), when the snapshot
+    carries a hybrid scorer.
+    """
+
+    def __init__(self, snapshot: Snapshot, encoder: Encoder, default_locale: str = "en",
+                 policy: DecisionPolicy | None = None, candidates: int = 64,
+                 extra_encoders: dict[str, Encoder] | None = None):
+        if snapshot.manifest["encoder"] != encoder.name:
+            raise ValueError(
+                f"snapshot was built with encoder {snapshot.manifest['encoder']!r}, not {encoder.name!r}: rebuild it")
+        self.snapshot = snapshot
+        self.encoder = encoder
+        self.encoders: dict[str, Encoder] = {PRIMARY: encoder, **(extra_encoders or {})}
+        for name, spec_name in snapshot.manifest.get("extra_encoders", {}).items():
+            enc = self.encoders.get(name)
+            if enc is None or enc.name != spec_name:
+                raise ValueError(f"snapshot needs encoder {name!r} = {spec_name!r}: load it or rebuild the snapshot")
+        self.default_locale = default_locale
+        self.policy = policy or snapshot.decision
+        self.candidates = candidates
+        self._article_of = {rid: rec.article_id for rid, rec in snapshot.records.items()}
+        self._groups: dict[str, dict[str, Article]] = defaultdict(dict)
+        for art in snapshot.articles.values():
+            self._groups[art.group][art.locale] = art
+        self.hybrid = None
+        if snapshot.hybrid is not None:
+            from .fusion import HybridScorer
+
+            layout = hybrid_layout(snapshot)
+            vectors = {PRIMARY: snapshot.vectors, **snapshot.extra_vectors}
+            self.hybrid = HybridScorer.from_state(snapshot.hybrid, layout.entry_group, vectors, layout.entry_langs)
+            self._group_names = layout.groups
+
+    @property
+    def mode(self) -> str:
+        return "hybrid" if self.hybrid is not None else "dense"
+
+    def ranked_groups(self, text: str, lang: str | None) -> list[tuple[str, float]]:
+        """All candidate groups, best first, with the score the decision is made on."""
+        if self.hybrid is not None:
+            qv = {n: self.encoders[n].encode([text])[0] for n in self.hybrid.encoders_needed(lang)}
+            positions, scores = self.hybrid.rank(text, lang, qv)
+            return [(self._group_names[p], float(s)) for p, s in zip(positions.tolist(), scores.tolist())]
+        return self.group_scores(self.encoder.encode([text])[0])
+
+    @property
+    def version(self) -> str:
+        return self.snapshot.version
+
+    def group_scores(self, query_vec: np.ndarray) -> list[tuple[str, float]]:
+        """Groups ranked by their best entry score (an article's score is the best of its entries)."""
+        scores, ids = self.snapshot.index.search(query_vec.reshape(1, -1), self.candidates)
+        best: dict[str, float] = {}
+        for s, rid in zip(scores[0].tolist(), ids[0].tolist()):
+            if rid < 0:
+                continue
+            art = self.snapshot.articles.get(self._article_of.get(rid, ""))
+            if art is None:
+                continue
+            if s > best.get(art.group, -1.0):
+                best[art.group] = s
+        return sorted(best.items(), key=lambda kv: -kv[1])
+
+    def rank(self, text: str, lang: str | None = None) -> tuple[list[str], list[float]]:
+        """Groups best first with their scores (for evaluation and calibration)."""
+        ranked = self.ranked_groups(text, lang)
+        return [g for g, _ in ranked], [s for _, s in ranked]
+
+    def rank_many(self, texts: list[str], langs: list[str | None] | None = None,
+                  batch_size: int = 64) -> list[tuple[list[str], list[float]]]:
+        langs = langs or [None] * len(texts)
+        if self.hybrid is not None:
+            return [self.rank(t, lang) for t, lang in zip(texts, langs)]
+        vecs = self.encoder.encode(texts, batch_size=batch_size)
+        out = []
+        for v in vecs:
+            ranked = self.group_scores(v)
+            out.append(([g for g, _ in ranked], [s for _, s in ranked]))
+        return out
+
+    def pick_translation(self, group: str, lang: str | None) -> tuple[Article, bool]:
+        versions = self._groups[group]
+        if lang and lang in versions:
+            return versions[lang], False
+        fallback = versions.get(self.default_locale) or next(iter(sorted(versions.items())))[1]
+        return fallback, bool(lang) and fallback.locale != lang
+
+    def search(self, text: str, lang: str | None = None, k: int = 5,
+               exclude_groups: tuple[str, ...] = ()) -> SearchResult:
+        import time
+
+        t0 = time.perf_counter()
+        ranked = [(g, s) for g, s in self.ranked_groups(text, lang) if g not in exclude_groups]
+        t1 = time.perf_counter()
+        decision, n = self.policy.decide([s for _, s in ranked])
+        hits = []
+        for group, score in ranked[:max(k, n)]:
+            art, other = self.pick_translation(group, lang)
+            hits.append(Hit(art.id, group, art.title, art.locale, float(score), art.link, art.short_answer, other))
+        t2 = time.perf_counter()
+        return SearchResult(decision, hits, n, self.version, lang,
+                            {"rank": (t1 - t0) * 1000, "decide": (t2 - t1) * 1000})
+
+    def article(self, article_id: str) -> Article | None:
+        return self.snapshot.articles.get(article_id)
+
+
+@dataclass(frozen=True)
+class HybridLayout:
+    groups: list[str]  # scorer "article" position -> translation group
+    entry_group: list[int]  # entry (in snapshot order) -> group position
+    entry_langs: list[str]  # entry -> its article's locale
+    entry_texts: list[str]
+
+
+def hybrid_layout(snapshot: Snapshot) -> HybridLayout:
+    """The hybrid scorer ranks translation groups; its entries follow the snapshot's order."""
+    groups = sorted({a.group for a in snapshot.articles.values()})
+    pos = {g: i for i, g in enumerate(groups)}
+    entry_group, entry_langs, entry_texts = [], [], []
+    for rid in snapshot.order:
+        rec = snapshot.records[rid]
+        art = snapshot.articles[rec.article_id]
+        entry_group.append(pos[art.group])
+        entry_langs.append(art.locale)
+        entry_texts.append(rec.text)
+    return HybridLayout(groups, entry_group, entry_langs, entry_texts)

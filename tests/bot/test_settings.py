@@ -1,0 +1,58 @@
+import re
+
+import pytest
+
+from bot.settings import SETTINGS_DOC, Settings, SettingsError
+from knowledge_base.config import PROJECT_ROOT
+
+
+def test_defaults_are_the_embedded_single_machine_setup():
+    s = Settings.from_env({"SETTINGS_FILE": "", "HOME": "/tmp"})
+    assert s.gateway_port == 8080 and s.rasa_port == 5005 and s.action_server_port == 5055
+    assert s.database_url.startswith("sqlite+aiosqlite:///") and s.database_url.endswith("var/gateway.db")
+    assert s.rasa_tracker_store_url.startswith("sqlite:///")
+    assert s.rasa_lock_store_url == ""
+    assert s.kb.encoder == "use-multilingual" and s.languages == ("en", "de", "tr", "ja")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("GATEWAY_PORT", "eighty", "GATEWAY_PORT must be a port number"),
+    ("GATEWAY_PORT", "70000", "between 0 and 65535"),
+    ("DATABASE_URL", "mysql://x", "DATABASE_URL must start with"),
+    ("RASA_URL", "localhost:5005", "RASA_URL must be an http(s) URL"),
+    ("RASA_LOCK_STORE_URL", "memcached://x", "RASA_LOCK_STORE_URL"),
+    ("KB_ENCODER_THREADS", "0", "KB_ENCODER_THREADS must be between 1 and 64"),
+    ("LOG_LEVEL", "loud", "LOG_LEVEL must be"),
+    ("MAX_MESSAGE_CHARS", "-3", "MAX_MESSAGE_CHARS must not be negative"),
+])
+def test_bad_values_are_rejected_with_the_key_named(key, value, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env({key: value})
+
+
+def test_settings_file_is_read_and_the_environment_wins(tmp_path):
+    f = tmp_path / "settings.env"
+    f.write_text("# comment\nGATEWAY_PORT=9001\nexport LOG_LEVEL='debug'\nRASA_PORT=6000\n", encoding="utf-8")
+    s = Settings.from_env({"SETTINGS_FILE": str(f), "RASA_PORT": "6001"})
+    assert s.gateway_port == 9001 and s.log_level == "DEBUG" and s.rasa_port == 6001
+    f.write_text("GATEWAY_PORT\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="settings.env:1: expected KEY=value"):
+        Settings.from_env({"SETTINGS_FILE": str(f)})
+    with pytest.raises(SettingsError, match="does not exist"):
+        Settings.from_env({"SETTINGS_FILE": str(tmp_path / "missing.env")})
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [k for k in SETTINGS_DOC if f"`{k}`" not in readme]
+    assert not missing, f"settings missing from README.md: {missing}"
+
+
+def test_check_settings_command_fails_with_a_clear_message():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bot", "check-settings"], env={"GATEWAY_PORT": "x", "PATH": "/usr/bin"},
+                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert proc.returncode == 2
+    assert "invalid setting: GATEWAY_PORT must be a port number" in proc.stderr

@@ -1,0 +1,135 @@
+"""Fixtures, from bare to full: settings -> the real running stack (Rasa trained on the real data,
+the action server with the real index, the gateway on SQLite), started once per test session."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from knowledge_base.config import PROJECT_ROOT
+
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+def request_json(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 60,
+                 opener=None):
+    """One HTTP request with a JSON (or raw bytes/str) body; returns (status, decoded JSON or text)."""
+    if body is None or isinstance(body, bytes):
+        data = body
+    else:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={**({"Content-Type": "application/json"} if data is not None else {}),
+                                          **(headers or {})})
+    try:
+        with (opener or urllib.request.build_opener()).open(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw.decode("utf-8", "replace")
+
+
+def post_json(url: str, body: dict | bytes | str, headers: dict | None = None, timeout: float = 60):
+    return request_json("POST", url, body, headers, timeout)
+
+
+def get_json(url: str, timeout: float = 10):
+    return request_json("GET", url, timeout=timeout)
+
+
+class RunningStack:
+    def __init__(self, stack, env: dict, db_path: Path):
+        self.stack = stack
+        self.env = env
+        self.db_path = db_path
+        self.url = stack.gateway_url
+        self.rasa_url = stack.settings.rasa_url
+        self.action_url = stack.settings.action_server_url
+
+    def ask(self, sender: str, message: str, **metadata):
+        body = {"sender": sender, "message": message}
+        if metadata:
+            body["metadata"] = metadata
+        return post_json(self.url + "/webhooks/rest/webhook", body)
+
+    def db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def child(self, name: str):
+        return next(c for c in self.stack.children if c.name == name)
+
+
+WHATSAPP_TEST_SETTINGS = {
+    "WHATSAPP_VERIFY_TOKEN": "test-verify-token",
+    "WHATSAPP_APP_SECRET": "test-app-secret",
+    "WHATSAPP_ACCESS_TOKEN": "test-access-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "100200300",
+    "WHATSAPP_API_VERSION": "v23.0",
+}
+WIDGET_TEST_SECRET = "test-widget-identity-secret"
+
+
+@pytest.fixture(scope="session")
+def whatsapp_sim_port() -> int:
+    """The port the WhatsApp Cloud API simulator listens on in stack tests (the gateway's
+    WHATSAPP_API_BASE_URL points there; tests/channels start the simulator on it)."""
+    from bot.stack import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory, whatsapp_sim_port) -> dict:
+    from bot.stack import free_port
+
+    var = tmp_path_factory.mktemp("stack-var")
+    gw, rasa, actions = free_port(), free_port(), free_port()
+    return {
+        **WHATSAPP_TEST_SETTINGS,
+        "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{whatsapp_sim_port}",
+        "WIDGET_IDENTITY_SECRET": WIDGET_TEST_SECRET,
+        "GATEWAY_PORT": str(gw),
+        "RASA_PORT": str(rasa), "RASA_URL": f"http://127.0.0.1:{rasa}",
+        "ACTION_SERVER_PORT": str(actions), "ACTION_SERVER_URL": f"http://127.0.0.1:{actions}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{var / 'gateway.db'}",
+        "RASA_TRACKER_STORE_URL": f"sqlite:///{var / 'rasa_tracker.db'}",
+        "VAR_DIR": str(var),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack_env):
+    """The whole product, as `make run` starts it, on free ports and private databases."""
+    from bot.settings import Settings
+    from bot.stack import Stack, ensure_index, ensure_model
+
+    import shutil
+
+    # The product's index is built (or kept) as `make run` does, then copied, so that tests may
+    # publish snapshots without touching the real one.
+    model, _ = ensure_model()
+    ensure_index(Settings.from_env({**os.environ}))
+    project_index = Settings.from_env({**os.environ}).kb.index_dir
+    private_index = Path(stack_env["VAR_DIR"]) / "index"
+    shutil.copytree(project_index, private_index)
+    stack_env["KB_INDEX_DIR"] = str(private_index)
+    env = {**os.environ, **stack_env}
+    settings = Settings.from_env(env)
+    stack = Stack(settings, Path(stack_env["VAR_DIR"]))
+    stack.build_children(model, env_extra=stack_env)
+    stack.start()
+    try:
+        stack.wait_ready(timeout=300)
+        yield RunningStack(stack, env, Path(stack_env["VAR_DIR"]) / "gateway.db")
+    finally:
+        stack.stop()

@@ -1,0 +1,33 @@
+"""The inbox page's static side: UI texts complete in English and German, every text key the page
+uses exists, and nothing is ever rendered as HTML."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parents[2] / "bot" / "web" / "inbox"
+
+
+def test_the_ui_texts_exist_in_english_and_german():
+    texts = json.loads((WEB / "texts.json").read_text(encoding="utf-8"))
+    assert set(texts) >= {"en", "de"}
+    assert set(texts["en"]) == set(texts["de"]), set(texts["en"]) ^ set(texts["de"])
+    assert all(v.strip() for lang in ("en", "de") for v in texts[lang].values())
+    used = set(re.findall(r'\bt\("([a-z_0-9]+)"', (WEB / "inbox.js").read_text(encoding="utf-8")))
+    used |= set(re.findall(r'data-t="([a-z_0-9]+)"', (WEB / "index.html").read_text(encoding="utf-8")))
+    dynamic = {f"status_{s}" for s in ("bot", "pending", "open", "resolved")} | {"priority_1", "priority_2"} | \
+        {f"role_{r}" for r in ("customer", "bot", "agent", "system", "note")} | \
+        {f"captured_{k}" for k in ("name", "email", "order_number")} | {"event_assistant_unavailable"}
+    used = {k for k in used if not k.endswith("_")}  # prefixes of the dynamic keys above
+    missing = (used | dynamic) - set(texts["en"])
+    assert not missing, missing
+
+
+def test_nothing_is_rendered_as_html():
+    js = (WEB / "inbox.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in js, sink
+    html = (WEB / "index.html").read_text(encoding="utf-8")
+    # no inline scripts or event handlers (the page's Content-Security-Policy forbids them anyway)
+    assert "<script>" not in html and not re.search(r"\son[a-z]+\s*=", html)

@@ -1,0 +1,144 @@
+"""Whole conversations through the real stack (gateway -> Rasa -> action server), in each language:
+the hand-off form with validation and skipping, two unhelpful answers, frustration, context kept."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from actions.texts import response_text
+
+pytestmark = pytest.mark.stack
+
+CASES = {
+    "en": ("I want to talk to a person", "my name is Anna Schmidt", "Anna Schmidt", "anna.schmidt@example.com"),
+    "de": ("Ich möchte mit einem Mitarbeiter sprechen", "ich heiße Jonas Weber", "Jonas Weber", "jonas@example.de"),
+    "tr": ("bir müşteri temsilcisiyle görüşmek istiyorum", "adım Ayşe Yılmaz", "Ayşe Yılmaz", "ayse@example.com.tr"),
+    "ja": ("オペレーターと話したいです", "山田花子です", "山田花子", "hanako@example.jp"),
+}
+
+
+def _texts(replies) -> list[str]:
+    return [r.get("text") or "" for r in replies]
+
+
+def _first_line(name: str, lang: str) -> str:
+    return response_text(name, lang).split("{")[0][:25]
+
+
+def _events(stack, sender, type_):
+    with stack.db() as db:
+        rows = db.execute("SELECT e.data FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id "
+                          "JOIN contact_identities i ON i.contact_id = c.contact_id WHERE i.source_id = ? "
+                          "AND e.type = ? ORDER BY e.id", (sender, type_)).fetchall()
+    return [json.loads(r["data"]) for r in rows]
+
+
+@pytest.mark.parametrize("lang", list(CASES))
+def test_explicit_hand_off_asks_name_and_email_validates_and_hands_off(running_stack, lang):
+    ask, name_msg, name, email = CASES[lang]
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    _, r = running_stack.ask(sender, ask)
+    assert any(t.startswith(_first_line("utter_ask_name", lang)) for t in _texts(r)), _texts(r)
+    assert "/skip" in {b["payload"] for x in r for b in x.get("buttons") or []}
+    _, r = running_stack.ask(sender, name_msg)
+    assert any(t.startswith(_first_line("utter_ask_email", lang)) for t in _texts(r)), _texts(r)
+    _, r = running_stack.ask(sender, "not-an-email")
+    assert any("not-an-email" in t for t in _texts(r)), _texts(r)  # utter_invalid_email names the value
+    _, r = running_stack.ask(sender, email)
+    handoff_text = response_text("utter_handoff", lang).split("{")[0]
+    assert any(t.startswith(handoff_text) for t in _texts(r)), _texts(r)
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["reason"] == "customer_request" and event["language"] == lang
+    assert event["captured"] == {"name": name, "email": email.lower()}
+
+
+def test_the_form_can_be_skipped_entirely(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, "Ich möchte mit einem Mitarbeiter sprechen")
+    running_stack.ask(sender, "/skip")
+    _, r = running_stack.ask(sender, "/skip")
+    assert any(t.startswith(response_text("utter_handoff", "de").split("{")[0]) for t in _texts(r)), _texts(r)
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["captured"] == {} and event["skipped"] == ["name", "email"]
+
+
+def test_two_unhelpful_answers_hand_off_and_ask_for_the_order_number_on_order_topics(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    _, r = running_stack.ask(sender, "My parcel says delivered but it's not here")
+    assert any("/help/" in t for t in _texts(r))
+    _, r = running_stack.ask(sender, "/deny")
+    assert any("/help/" in t for t in _texts(r)), "the next best article is offered"
+    _, r = running_stack.ask(sender, "/deny")
+    texts = _texts(r)
+    assert texts[0] == response_text("utter_sorry_not_helpful", "en")
+    assert any(t.startswith(_first_line("utter_ask_name", "en")) for t in texts)
+    running_stack.ask(sender, "/skip")
+    _, r = running_stack.ask(sender, "/skip")
+    assert any(t.startswith(_first_line("utter_ask_order_number", "en")) for t in _texts(r)), _texts(r)
+    _, r = running_stack.ask(sender, "it is bb482913")
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["reason"] == "not_helpful" and event["captured"] == {"order_number": "BB-482913"}
+    assert "parcel" in event["summary"] and "Articles shown:" in event["summary"]
+    assert len(event["articles_shown"]) == 2
+
+
+def test_frustration_apologises_then_hands_off_with_negative_sentiment(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    _, r = running_stack.ask(sender, "bu tam bir rezalet, hiçbir şey çalışmıyor")
+    assert _texts(r)[0] == response_text("utter_sorry_frustration", "tr")
+    running_stack.ask(sender, "/skip")
+    running_stack.ask(sender, "/skip")
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["reason"] == "frustration" and event["sentiment"] == "negative" and event["language"] == "tr"
+
+
+def test_the_language_stays_stable_on_short_replies_and_follows_a_real_switch(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    _, r = running_stack.ask(sender, "Wie kann ich mein Abo kündigen?")
+    _, r = running_stack.ask(sender, "ok")
+    assert _texts(r)[0] in (response_text("utter_glad_to_help", "de"), response_text("utter_ask_something_else", "de"),
+                            response_text("utter_default", "de")) or "/help/de/" in " ".join(_texts(r))
+    _, r = running_stack.ask(sender, "How do I track my order?")
+    assert any("/help/en/track-order" in t for t in _texts(r)), _texts(r)
+    with running_stack.db() as db:
+        lang = db.execute("SELECT c.language FROM conversations c JOIN contact_identities i ON i.contact_id = c.contact_id "
+                          "WHERE i.source_id = ?", (sender,)).fetchone()[0]
+    assert lang == "en"
+
+
+def _resolve_as_an_agent(stack, sender: str) -> None:
+    """An agent resolves the customer's queued conversation in the inbox (the bot is silent until then)."""
+    import subprocess
+    import sys
+
+    from knowledge_base.config import PROJECT_ROOT
+    from tests.inbox.stack_helpers import PASSWORD, SyncAgent
+
+    email = f"agent-{uuid.uuid4().hex[:6]}@example.com"
+    p = subprocess.run([sys.executable, "-m", "bot", "agents", "add", email, "--name", "Test Agent"],
+                       input=PASSWORD + "\n", env=stack.env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert p.returncode == 0, p.stderr
+    agent = SyncAgent(stack.url)
+    assert agent.login(email)[0] == 200
+    with stack.db() as db:
+        conv = db.execute("SELECT c.public_id FROM conversations c JOIN contact_identities i ON i.contact_id = "
+                          "c.contact_id WHERE i.source_id = ? AND c.status = 'pending'", (sender,)).fetchone()[0]
+    assert agent.post(f"/api/inbox/conversations/{conv}/resolve")[0] == 200
+
+
+def test_captured_context_is_kept_for_the_next_hand_off(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, "I want to talk to a person")
+    running_stack.ask(sender, "my name is Lea Park")
+    running_stack.ask(sender, "lea@example.com")
+    # while a person has the conversation the bot stays silent
+    _, r = running_stack.ask(sender, "hello?")
+    assert r == []
+    _resolve_as_an_agent(running_stack, sender)
+    # later the same customer asks again: nothing is asked twice
+    _, r = running_stack.ask(sender, "I want to talk to a person")
+    assert any(t.startswith("Thanks, Lea Park") for t in _texts(r)), _texts(r)
+    events = _events(running_stack, sender, "handoff")
+    assert len(events) == 2 and events[1]["captured"] == {"name": "Lea Park", "email": "lea@example.com"}

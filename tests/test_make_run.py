@@ -1,0 +1,72 @@
+"""`python -m bot run` (what `make run` runs): starts everything, prints the URLs, serves, and on
+Ctrl-C (SIGINT) stops every child process and exits 0."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bot.stack import free_port
+from knowledge_base.config import PROJECT_ROOT
+
+from .conftest import get_json
+
+pytestmark = pytest.mark.slow
+
+
+def _children_of(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(x) for x in out.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return bool(state) and not state.startswith("Z")
+
+
+def test_run_prints_urls_serves_and_stops_every_child_on_ctrl_c(tmp_path):
+    gw, rasa, actions = free_port(), free_port(), free_port()
+    env = {**os.environ, "GATEWAY_PORT": str(gw), "RASA_PORT": str(rasa), "RASA_URL": f"http://127.0.0.1:{rasa}",
+           "ACTION_SERVER_PORT": str(actions), "ACTION_SERVER_URL": f"http://127.0.0.1:{actions}",
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+           "RASA_TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'tracker.db'}", "VAR_DIR": str(tmp_path)}
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        while True:
+            line = proc.stdout.readline()
+            assert line, "bot run exited before it was ready:\n" + "".join(lines)
+            lines.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+            assert time.time() - t0 < 300, "not ready within 300 s"
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{gw}" in out and f"http://127.0.0.1:{rasa}" in out
+        assert f"http://127.0.0.1:{actions}" in out and "/webhooks/rest/webhook" in out
+        status, body = get_json(f"http://127.0.0.1:{gw}/healthz")
+        assert status == 200 and body["status"] == "ok"
+        children = _children_of(proc.pid)
+        assert len(children) == 3
+        assert (tmp_path / "logs" / "rasa.log").exists()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+        assert "Stopped." in rest
+        deadline = time.time() + 10
+        while any(_alive(c) for c in children) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)], "child processes survived Ctrl-C"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
