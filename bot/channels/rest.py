@@ -11,7 +11,9 @@ GET /webhooks/rest/messages?sender=...&after=<message id>&wait=<seconds>
 The REST channel cannot push, so what reaches the customer later (an agent's replies, the inbox's
 notices) is polled: the messages to this sender after the given one (without ``after``: the latest
 50), oldest first. ``wait`` (at most 25) long-polls: the answer comes as soon as there is something
-new, or empty after that many seconds. ``typing`` is true while an agent is typing.
+new (a message, or the agent starting or stopping typing), or empty after that many seconds; a
+typing indicator that was already on when the poll began does not end it, so a client polling in a
+loop never spins. ``typing`` is true while an agent is typing.
 """
 from __future__ import annotations
 
@@ -145,6 +147,7 @@ async def poll(request: web.Request) -> web.Response:
     desk = request.app[ROUTER].desk
     sub = desk.hub.subscribe() if wait else None
     deadline = time.monotonic() + wait
+    typing_at_start = None
     try:
         while True:
             found = await _poll_once(request, sender, after)
@@ -152,8 +155,10 @@ async def poll(request: web.Request) -> web.Response:
                 return error(400, "'after' is not the id of a message of this sender")
             rows, conv = found if found else ([], None)
             typing = bool(conv is not None and desk.is_typing(conv.public_id))
+            if typing_at_start is None:
+                typing_at_start = typing
             remaining = deadline - time.monotonic()
-            if rows or typing or sub is None or remaining <= 0 or (after is None and not wait):
+            if rows or typing != typing_at_start or sub is None or remaining <= 0 or (after is None and not wait):
                 break
             try:  # wait for something in the hub (a message of anyone: then look again)
                 while True:

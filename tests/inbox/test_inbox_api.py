@@ -251,7 +251,14 @@ async def test_typing_reaches_the_rest_customer(gateway, agents):
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("typing was never shown")
+    # a long poll begun while the agent types waits for the reply instead of answering "typing" at once
+    _, seen = await gateway.poll(s)
+    waiting = asyncio.create_task(gateway.poll(s, after=seen["messages"][-1]["id"], wait=10))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
     await ben.post(f"/api/inbox/conversations/{cid}/reply", {"text": "done typing"})
+    _, polled = await waiting
+    assert [m["text"] for m in polled["messages"]] == ["done typing"] and polled["typing"] is False
     assert (await gateway.poll(s))[1]["typing"] is False
     await ws.close()
 

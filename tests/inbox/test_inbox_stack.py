@@ -150,6 +150,7 @@ def test_an_agent_takes_over_in_the_browser_and_a_restart_loses_nothing(inbox_ga
             page.check("input[name=mode][value=reply]")
             page.fill("#composer-text", "Yes, still here.")
             page.click("#send-button")
+            expect(page.locator("#timeline .msg.agent").last).to_contain_text("Yes, still here.")
             _, polled = gw.poll(s, after=last_id, wait=10)
             assert [m["text"] for m in polled["messages"]] == ["Yes, still here."]
             expect(page.locator("#timeline")).to_contain_text("offer a pause first")  # the note survived
