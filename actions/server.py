@@ -75,6 +75,10 @@ def build_app(settings: KBSettings):
         return response.json({"version": result.version, "decision": result.decision,
                               "hits": [{**h.to_dict(), "score": round(h.score, 4)} for h in result.hits[:k]]})
 
+    from .kb_admin import register as register_kb_admin
+
+    register_kb_admin(app)  # POST /kb/sync, /kb/try for the editors' workspace (internal token)
+
     @app.before_server_start
     async def load_kb(app_, _loop):
         def load():
@@ -83,6 +87,8 @@ def build_app(settings: KBSettings):
             runtime.configure(kb, settings)
             kb.refresh()
             kb.start(settings.poll_seconds)
+            for enc in (encoder, *list(kb.extra_encoders.values())):  # tokenizers load lazily on first use:
+                enc.encode(["warm up"])  # pay it now, not in the first customer's answer or editor's publish
 
         # Load in the background so /health answers at once and /ready tells the truth meanwhile.
         asyncio.get_running_loop().run_in_executor(None, load)

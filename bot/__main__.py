@@ -4,8 +4,10 @@ run             set up what is missing, start Rasa, the action server and the ga
 serve           start the gateway only (Rasa and the action server run elsewhere)
 setup           train the Rasa model and build the index when their inputs changed
 check-settings  validate the settings and print them
-agents          manage the agent inbox's accounts: add EMAIL --name N --role agent|admin, disable EMAIL,
+agents          manage the accounts: add EMAIL --name N --role agent|admin|editor, disable EMAIL,
                 enable EMAIL, list (the password of "add" is read from stdin or asked for)
+kb              the knowledge base's articles: import PATH [--format F] [--as-author EMAIL] [--publish],
+                export --format jsonl|csv|markdown OUT
 """
 from __future__ import annotations
 
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     from .inbox.accounts import add_cli
 
     add_cli(sub)
+    from .editor.cli import add_cli as add_kb_cli
+
+    add_kb_cli(sub)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -84,4 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     from .inbox import views as inbox
 
     inbox.setup(app)  # /inbox and /api/inbox
+    from .editor import routes as editor
+
+    editor.setup(app)  # /api/editor, /api/openapi.json, seeding, live publishing
     return app

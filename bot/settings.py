@@ -56,7 +56,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "OUTGOING_WEBHOOK_SECRET": ("", "Secret of the outgoing webhook's X-Signature-256 (HMAC-SHA256 of the raw body); "
                                     "required when OUTGOING_WEBHOOK_URL is set."),
     "INBOX_SESSION_HOURS": ("12", "How long an agent stays signed in to the inbox without using it (hours)."),
-    "KB_ARTICLES_DIR": ("data/knowledge_base", "Folder of the knowledge-base articles (Markdown with front matter)."),
+    "KB_ARTICLES_DIR": ("data/knowledge_base", "Folder of the knowledge-base articles (Markdown with front matter): "
+                                               "imported into the gateway database once, while it has no articles "
+                                               "(then the editors' workspace is the source of truth)."),
     "KB_INDEX_DIR": ("var/index", "Folder of the index snapshots (CURRENT points at the published one)."),
     "KB_ENCODER": ("use-multilingual",
                    "Sentence encoder: use-multilingual (packaged USE-m v3), minilm (packaged all-MiniLM-L6-v2) "
@@ -76,6 +78,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                        "(FAISS, approximate) instead of hybrid scoring of every entry."),
     "KB_CLASSIFIER_MAX_ARTICLES": ("500", "The per-article classifier is trained only up to this many articles "
                                            "(translation groups): retraining it on every publish costs more above that (bench/kb_search.py)."),
+    # the editors' workspace (bot/editor)
+    "EDITOR_REQUIRE_APPROVAL": ("true", "Publishing an article needs an approval of its latest version by a second "
+                                        "editor (true/false). Admins may publish without one only explicitly "
+                                        "(force), and that is audited."),
+    "INTERNAL_TOKEN": ("", "Shared secret of the gateway's calls to the action server's internal /kb routes "
+                           "(publishing); empty: generated once into VAR_DIR/internal_token."),
 }
 
 
@@ -193,6 +201,14 @@ def _handoff_settings(env: dict) -> dict:
             "outgoing_webhook_secret": secret, "inbox_session_hours": hours_idle}
 
 
+def _editor_settings(env: dict) -> dict:
+    raw = _get(env, "EDITOR_REQUIRE_APPROVAL").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"EDITOR_REQUIRE_APPROVAL must be true or false, got {raw!r}")
+    return {"editor_require_approval": raw in ("true", "1", "yes"),
+            "internal_token": env.get("INTERNAL_TOKEN", "").strip()}
+
+
 @dataclass(frozen=True)
 class WhatsAppSettings:
     verify_token: str
@@ -245,6 +261,8 @@ class Settings:
     outgoing_webhook_url: str = ""
     outgoing_webhook_secret: str = field(default="", repr=False)
     inbox_session_hours: float = 12.0
+    editor_require_approval: bool = True
+    internal_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -293,4 +311,5 @@ class Settings:
             whatsapp=WhatsAppSettings.from_env(env),
             kb=KBSettings.from_env(env),
             **_handoff_settings(env),
+            **_editor_settings(env),
         )

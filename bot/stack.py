@@ -97,9 +97,21 @@ def ensure_model(log=print) -> tuple[Path, bool]:
 
 
 def ensure_index(settings: Settings, log=print) -> bool:
+    """Build the index from the gateway database's published articles (the editors' source of truth;
+    seeded from the articles folder when the table is empty), so a restart never reverts an edit."""
+    import asyncio
+
     from knowledge_base.builder import ensure_index as build
 
-    out = build(settings.kb, show_progress=True)
+    from .editor.publishing import seeded_published_set
+
+    try:
+        articles = asyncio.run(seeded_published_set(settings))
+    except Exception as exc:  # e.g. PostgreSQL not up yet: the gateway's start-up sync aligns the index later
+        log(f"knowledge base: the gateway database is not reachable ({type(exc).__name__}: {exc}); "
+            "indexing the articles folder instead")
+        articles = None
+    out = build(settings.kb, show_progress=True, articles=articles or None)
     for p in out.problems:
         log(f"knowledge base: skipped {p}")
     m = out.snapshot.manifest
@@ -205,6 +217,10 @@ class Stack:
         s = self.settings
         base_env = dict(os.environ)
         base_env.update(env_extra or {})
+        from .editor.publishing import resolve_internal_token
+
+        # the gateway's calls to the action server's internal /kb routes (publishing) carry this secret
+        base_env["INTERNAL_TOKEN"] = resolve_internal_token(s)
         logs = self.var_dir / "logs"
         endpoints, credentials = write_rasa_config(s, self.var_dir)
         app_python = sys.executable
@@ -279,6 +295,7 @@ def summary(stack: Stack) -> str:
         f"    REST channel       POST {stack.gateway_url}/webhooks/rest/webhook",
         f"    Health             {stack.gateway_url}/healthz",
         f"    Agent inbox        {stack.gateway_url}/inbox  (add an agent: python -m bot agents add EMAIL --name N --role admin)",
+        f"    Editors' API       {stack.gateway_url}/api/editor  (OpenAPI: {stack.gateway_url}/api/openapi.json; --role editor)",
         f"  Rasa server          {s.rasa_url}  (private)",
         f"  Action server        {s.action_server_url}  (private)",
         f"  Logs                 {stack.var_dir / 'logs'}",

@@ -2,7 +2,7 @@
 
 Used by the inbox's admin routes and by the command line:
 
-    python -m bot agents add EMAIL --name NAME [--role agent|admin]   (password from stdin or a prompt)
+    python -m bot agents add EMAIL --name NAME [--role agent|admin|editor]   (password from stdin or a prompt)
     python -m bot agents disable EMAIL
     python -m bot agents enable EMAIL
     python -m bot agents list

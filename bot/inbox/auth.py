@@ -146,9 +146,10 @@ def csrf_ok(request: web.Request, signed: Signed, supplied: str | None = None) -
     return bool(value) and hmac.compare_digest(value.encode(), signed.csrf.encode())
 
 
-def require(role: str | None = None):
+def require(role: str | tuple[str, ...] | None = None):
     """Route decorator: 401 when not signed in, 403 on a bad CSRF token (state-changing requests)
-    or the wrong role. The handler gets ``request[SIGNED]``."""
+    or the wrong role (``role``: one role or a tuple of allowed ones). The handler gets ``request[SIGNED]``."""
+    roles = (role,) if isinstance(role, str) else role
 
     def wrap(handler):
         @functools.wraps(handler)
@@ -158,8 +159,8 @@ def require(role: str | None = None):
                 return error(401, "not signed in")
             if request.method not in SAFE_METHODS and not csrf_ok(request, signed):
                 return error(403, f"missing or invalid CSRF token (send the {CSRF_HEADER} header)")
-            if role is not None and signed.actor.role != role:
-                return error(403, f"this needs the {role} role")
+            if roles is not None and signed.actor.role not in roles:
+                return error(403, f"this needs the {' or '.join(roles)} role")
             request[SIGNED] = signed
             return await handler(request)
 

@@ -102,7 +102,7 @@ class ConversationEvent(Base):
 
 # --- the agent inbox (migration 0004_inbox) ------------------------------------------------------
 
-AGENT_ROLES = ("agent", "admin")
+AGENT_ROLES = ("agent", "admin", "editor")  # editor: the editors' workspace (bot/editor), not inbox admin
 
 
 class Agent(Base):
@@ -159,3 +159,6 @@ class WebhookOutbox(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+# --- the editors' workspace (migration 0005_editor): its models live in their own module ---------
+from .editor_models import KbArticle, KbArticleVersion, KbAuditEntry, KbReview  # noqa: E402,F401
