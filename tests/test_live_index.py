@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from knowledge_base.articles import Article, load_markdown_folder
+from knowledge_base.builder import prepare_update
 from knowledge_base.chunking import article_entries
-from knowledge_base.config import PROJECT_ROOT
+from knowledge_base.config import PROJECT_ROOT, KBSettings
 from knowledge_base.encoders import load_encoder
-from knowledge_base.snapshot import build_snapshot, load_current
+from knowledge_base.snapshot import commit_snapshot, load_current
 
 pytestmark = pytest.mark.stack
 
@@ -40,15 +41,20 @@ def _wait_for(stack, present: bool, timeout: float = 15.0) -> float:
 
 
 def test_publish_then_unpublish_reaches_the_running_bot_without_a_restart(running_stack):
-    index_dir = Path(running_stack.env["KB_INDEX_DIR"])
+    settings = KBSettings.from_env(running_stack.env)
     articles = load_markdown_folder(PROJECT_ROOT / "data" / "knowledge_base").articles
-    encoder = load_encoder("use-multilingual", 1)
-    decision = load_current(index_dir).decision
+    encoder = load_encoder(settings.encoder, 1)
+    secondary = load_encoder(settings.secondary_encoder, 1) if settings.retrieval == "hybrid" else None
     assert "/help/en/latte-art-class" not in _answer_link(running_stack, "live-before")
 
-    snap = build_snapshot(index_dir, articles + [NEW], encoder, decision)
+    def publish(arts):  # the library's live-update path (the one the action server's /kb/sync takes)
+        current = load_current(settings.index_dir, with_vectors=True)
+        return commit_snapshot(settings.index_dir, prepare_update(settings, arts, encoder, secondary, current))
+
+    snap = publish(articles + [NEW])
     # only the new article's entries were embedded; everything else was reused
     assert snap.manifest["embedded_vectors"] == len(article_entries(NEW))
+    assert snap.manifest["retrieval"] == settings.retrieval
     _wait_for(running_stack, present=True)
-    build_snapshot(index_dir, articles, encoder, decision)
+    publish(articles)
     _wait_for(running_stack, present=False)
