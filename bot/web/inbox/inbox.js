@@ -134,8 +134,9 @@
       }
     } else if (ev.type === "message" || ev.type === "note") {
       scheduleRefresh();
+      const item = Object.assign({ kind: ev.type, conversation_id: ev.conversation_id }, ev.type === "message" ? ev.message : ev.note);
+      if (state.early) state.early.push(item); // a conversation is loading: merged into it when it arrives
       if (state.detail && state.detail.conversations.some((c) => c.id === ev.conversation_id)) {
-        const item = Object.assign({ kind: ev.type, conversation_id: ev.conversation_id }, ev.type === "message" ? ev.message : ev.note);
         if (!state.detail.timeline.some((x) => x.kind === item.kind && x.id === item.id)) {
           state.detail.timeline.push(item);
           renderTimeline();
@@ -203,9 +204,18 @@
   async function openConversation(id, keepScroll) {
     state.current = id;
     $("action-error").textContent = "";
+    const early = [];  // messages and notes that arrive while the conversation loads
+    state.early = early;
+    let detail;
     try {
-      state.detail = await api("GET", "/api/inbox/conversations/" + encodeURIComponent(id));
-    } catch (err) { showError("action-error", err); return; }
+      detail = await api("GET", "/api/inbox/conversations/" + encodeURIComponent(id));
+    } catch (err) { showError("action-error", err); return; } finally { if (state.early === early) state.early = null; }
+    if (state.current !== id) return; // another conversation was opened meanwhile
+    early.forEach((item) => {
+      if (detail.conversations.some((c) => c.id === item.conversation_id)
+          && !detail.timeline.some((x) => x.kind === item.kind && x.id === item.id)) detail.timeline.push(item);
+    });
+    state.detail = detail;
     $("detail-empty").hidden = true; $("detail-body").hidden = false;
     renderList(); renderHead(); renderContext(); renderTimeline(keepScroll);
     if (!keepScroll) { $("canned-results").replaceChildren(); $("canned-query").value = ""; }
