@@ -51,6 +51,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "inbox"
 STATIC_FILES = {"inbox.js": "application/javascript", "inbox.css": "text/css", "texts.json": "application/json"}
 HEARTBEAT_SECONDS = 20.0
 MAX_BODY = 64 * 1024
+INBOX_ROLES = ("agent", "admin")  # editors sign in with the same accounts but work in /editor, not here
 CANNED_TIMEOUT = aiohttp.ClientTimeout(total=10)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -168,7 +169,7 @@ async def me(request: web.Request) -> web.Response:
 
 # --- conversations ---------------------------------------------------------------------------
 
-@auth.require()
+@auth.require(INBOX_ROLES)
 async def conversations(request: web.Request) -> web.Response:
     view = request.query.get("view", "queue")
     if view not in transcript.VIEWS:
@@ -183,7 +184,7 @@ async def _conversation(request: web.Request, session) -> Conversation | None:
     return (await session.execute(select(Conversation).where(Conversation.public_id == cid))).scalar_one_or_none()
 
 
-@auth.require()
+@auth.require(INBOX_ROLES)
 async def conversation(request: web.Request) -> web.Response:
     async with request.app[keys.SESSIONMAKER]() as session:
         conv = await _conversation(request, session)
@@ -193,7 +194,7 @@ async def conversation(request: web.Request) -> web.Response:
 
 
 def _action(fn):
-    @auth.require()
+    @auth.require(INBOX_ROLES)
     async def handler(request: web.Request) -> web.Response:
         body = await json_body(request)
         if isinstance(body, web.Response):
@@ -251,7 +252,7 @@ async def resolve(request, cid, actor, body):
     return ok({"conversation": await request.app[keys.ROUTER].resolve(cid, actor)})
 
 
-@auth.require()
+@auth.require(INBOX_ROLES)
 async def canned(request: web.Request) -> web.Response:
     """Canned answers: the knowledge base searched through the action server's /search (which has
     the encoder and the live index loaded already; the gateway stays small and never encodes)."""
@@ -285,7 +286,7 @@ async def _agents(request: web.Request, include_inactive: bool) -> list[dict]:
             for a in rows if include_inactive or a.active]
 
 
-@auth.require()
+@auth.require(INBOX_ROLES)
 async def agents(request: web.Request) -> web.Response:
     return ok({"agents": await _agents(request, False)})
 
@@ -370,6 +371,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     signed = await auth.signed_in(request)
     if signed is None:
         return error(401, "not signed in")
+    if signed.actor.role not in INBOX_ROLES:
+        return error(403, f"this needs the {' or '.join(INBOX_ROLES)} role")
     if not origin_ok(request):
         return error(403, "this origin may not open the inbox")
     if not auth.csrf_ok(request, signed, request.query.get("csrf", "")):

@@ -103,6 +103,25 @@ async def test_csrf_is_required_on_every_state_change_and_logout_ends_the_sessio
     assert (await ben.get("/api/inbox/conversations"))[0] == 401
 
 
+async def test_an_editor_signs_in_but_cannot_work_the_inbox(gateway, agents):
+    await gateway.add_agent("eda@example.com", "Eda Editor", "editor")
+    eda = gateway.agent_client()
+    try:
+        assert (await eda.login("eda@example.com"))[0] == 200
+        assert (await eda.get("/api/inbox/me"))[0] == 200
+        for path in ("/api/inbox/conversations", "/api/inbox/agents", "/api/inbox/canned?q=refund"):
+            status, body = await eda.get(path)
+            assert status == 403 and "agent or admin" in body["error"], (path, body)
+        s, cid = await handed_off(gateway, agents["ben"])
+        assert (await eda.get(f"/api/inbox/conversations/{cid}"))[0] == 403
+        assert (await eda.post(f"/api/inbox/conversations/{cid}/claim"))[0] == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await eda.ws()
+        assert exc.value.status == 403
+    finally:
+        await eda.close()
+
+
 async def test_a_disabled_agent_cannot_sign_in_and_is_signed_out(gateway, agents):
     ada, ben = agents["ada"], agents["ben"]
     ws = await ben.ws()
