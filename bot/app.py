@@ -81,6 +81,9 @@ def create_app(settings: Settings) -> web.Application:
             app[keys.CHANNELS][cls.name] = channel
             app.router.add_routes(channel.routes())
     app.router.add_get("/healthz", healthz)
+    from . import help_pages
+
+    app.router.add_routes(help_pages.routes())  # /help/{locale}/{group}: what the bot's links open
     from .inbox import views as inbox
 
     inbox.setup(app)  # /inbox and /api/inbox

@@ -259,6 +259,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Pazartesi,Salı,Çarşamba,Perşembe,Cuma,Cumartesi,Pazar",
         "ja": "月曜日,火曜日,水曜日,木曜日,金曜日,土曜日,日曜日",
     },
+    "help_centre": {  # the title of the public help-centre pages the bot links to
+        "en": "Help centre",
+        "de": "Hilfe-Center",
+        "tr": "Yardım merkezi",
+        "ja": "ヘルプセンター",
+    },
+    "help_other_languages": {
+        "en": "Also in:",
+        "de": "Auch auf:",
+        "tr": "Diğer diller:",
+        "ja": "他の言語：",
+    },
+    "help_not_found": {
+        "en": "This article does not exist or is no longer published.",
+        "de": "Diesen Artikel gibt es nicht oder er ist nicht mehr veröffentlicht.",
+        "tr": "Bu makale mevcut değil veya artık yayında değil.",
+        "ja": "この記事は存在しないか、公開が終了しました。",
+    },
 }
 
 
