@@ -69,8 +69,23 @@ async def _channels(app: web.Application):
         await channel.stop()
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """aiohttp's own refusals (unknown route 404, wrong method 405, body over the limit 413, ...)
+    answer an API or webhook caller in the same JSON shape as every other error: {"error": ...}."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api/", "/webhooks/")) \
+                or exc.content_type == "application/json":
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return web.json_response({"error": message}, status=exc.status, headers={
+            k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
     app.cleanup_ctx.extend([_database, _clients, _channels])

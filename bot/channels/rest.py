@@ -79,6 +79,8 @@ async def webhook(request: web.Request) -> web.Response:
         return error(400, "the body is not valid UTF-8")
     except json.JSONDecodeError as exc:
         return error(400, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+    except RecursionError:
+        return error(400, "the body is not valid JSON: nested too deeply")
     parsed = parse(body, request.app[SETTINGS].max_message_chars)
     if isinstance(parsed, web.Response):
         return parsed

@@ -382,7 +382,7 @@ class WebchatChannel(SpawnsTasks, Channel):
             return None
         try:
             frame = json.loads(msg.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         cid = frame.get("id") if isinstance(frame, dict) else None
         return cid if isinstance(cid, str) and CLIENT_ID_RE.fullmatch(cid) else None
@@ -390,7 +390,7 @@ class WebchatChannel(SpawnsTasks, Channel):
     async def _on_frame(self, conn: Conn, data: str) -> None:
         try:
             frame = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             await conn.send(error_frame("invalid_json", f"the frame is not valid JSON: {exc}"))
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):

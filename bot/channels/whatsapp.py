@@ -201,7 +201,7 @@ class WhatsAppChannel(SpawnsTasks, Channel):
             return web.json_response({"error": "invalid signature"}, status=403)
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return web.json_response({"error": "the body is not valid JSON"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "the body must be a JSON object"}, status=400)

@@ -69,6 +69,9 @@ def records_jsonl(data: bytes, source: str, report: Report):
         except json.JSONDecodeError as exc:
             report.skip(source, lineno, f"not valid JSON: {exc.msg}")
             continue
+        except RecursionError:
+            report.skip(source, lineno, "not valid JSON: nested too deeply")
+            continue
         yield source, lineno, rec
 
 

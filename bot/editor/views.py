@@ -71,6 +71,8 @@ async def json_body(request: web.Request) -> dict:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EditorError(400, f"the body is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    except RecursionError:
+        raise EditorError(400, "the body is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise EditorError(400, "the body must be a JSON object")
     return body

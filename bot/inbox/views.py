@@ -85,7 +85,7 @@ async def json_body(request: web.Request) -> dict | web.Response:
         return error(413, "the body is too large")
     try:
         body = json.loads((await request.read()).decode("utf-8") or "{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return error(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         return error(400, "the body must be a JSON object")
@@ -414,7 +414,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 continue
             try:
                 frame = json.loads(msg.data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(frame, dict):
                 continue
