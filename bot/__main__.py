@@ -117,7 +117,10 @@ def cmd_run(args) -> int:
 def cmd_check(args) -> int:
     settings = _settings()
     for f in dataclasses.fields(settings):
-        print(f"{f.name} = {getattr(settings, f.name)!r}")
+        value = getattr(settings, f.name)
+        if not f.repr and f.name != "kb":  # secrets (and objects holding them): only whether they are set
+            value = "<set>" if value else "<empty>"
+        print(f"{f.name} = {value!r}" if f.repr or f.name == "kb" else f"{f.name} = {value}")
     return 0
 
 

@@ -12,6 +12,7 @@ from .channels import rest
 from .handoff.desk import Desk
 from .health import healthz
 from .rasa_client import RasaClient
+from .ratelimit import limiter_ctx
 from .router import Router
 from .settings import Settings
 from .store.db import make_engine, sessionmaker, upgrade
@@ -88,7 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
-    app.cleanup_ctx.extend([_database, _clients, _channels])
+    app.cleanup_ctx.extend([_database, limiter_ctx, _clients, _channels])
     app.router.add_routes(rest.routes())
     for cls in channel_classes():
         if cls.enabled(settings):

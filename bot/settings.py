@@ -84,6 +84,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                         "(force), and that is audited."),
     "INTERNAL_TOKEN": ("", "Shared secret of the gateway's calls to the action server's internal /kb routes "
                            "(publishing); empty: generated once into VAR_DIR/internal_token."),
+    "RATE_LIMIT_SENDER_PER_MINUTE": ("30", "Messages one REST sender id may send per minute; more get HTTP 429 with "
+                                           "Retry-After (the widget has its own per-socket limit). 0: no limit."),
+    "RATE_LIMIT_IP_PER_MINUTE": ("0", "Requests to the REST endpoints one IP address may make per minute; 0: no "
+                                      "limit (the default: behind a load balancer every customer shares its address)."),
+    "REDIS_URL": ("", "redis://host:port/db shared by several gateway replicas (rate limits hold across them); "
+                      "empty: in-process."),
 }
 
 
@@ -209,6 +215,15 @@ def _editor_settings(env: dict) -> dict:
             "internal_token": env.get("INTERNAL_TOKEN", "").strip()}
 
 
+def _limit_settings(env: dict) -> dict:
+    redis_url = env.get("REDIS_URL", "").strip()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://")):
+        raise SettingsError(f"REDIS_URL must be empty or redis://host:port/db, got {redis_url!r}")
+    return {"rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
+            "rate_limit_ip_per_minute": int(_positive(env, "RATE_LIMIT_IP_PER_MINUTE", int)),
+            "redis_url": redis_url}
+
+
 @dataclass(frozen=True)
 class WhatsAppSettings:
     verify_token: str
@@ -263,6 +278,9 @@ class Settings:
     inbox_session_hours: float = 12.0
     editor_require_approval: bool = True
     internal_token: str = field(default="", repr=False)
+    rate_limit_sender_per_minute: int = 30
+    rate_limit_ip_per_minute: int = 0
+    redis_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -312,4 +330,5 @@ class Settings:
             kb=KBSettings.from_env(env),
             **_handoff_settings(env),
             **_editor_settings(env),
+            **_limit_settings(env),
         )

@@ -321,6 +321,7 @@ def start_private_stack(prefix: str, extra_env: dict[str, str] | None = None) ->
            "ACTION_SERVER_PORT": str(ap_), "ACTION_SERVER_URL": f"http://127.0.0.1:{ap_}",
            "DATABASE_URL": f"sqlite+aiosqlite:///{var / 'gateway.db'}",
            "RASA_TRACKER_STORE_URL": f"sqlite:///{var / 'tracker.db'}", "LOG_LEVEL": "WARNING",
+           "RATE_LIMIT_SENDER_PER_MINUTE": "0",  # benchmarks send back to back on purpose
            **(extra_env or {})}
     settings = Settings.from_env({**os.environ, **env})
     model, _ = ensure_model()

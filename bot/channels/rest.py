@@ -25,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from ..keys import ROUTER, SESSIONMAKER, SETTINGS
+from ..ratelimit import LIMITER, too_many
 from ..router import AssistantUnavailable, InboundMessage
 from ..store.models import Contact, ContactIdentity, Conversation, Message
 
@@ -69,7 +70,16 @@ def parse(body: object, max_chars: int) -> InboundMessage | web.Response:
                           language_hint=hint, metadata=extra)
 
 
+async def _limited(request: web.Request, kind: str, key: str, limit: int) -> web.Response | None:
+    retry = await request.app[LIMITER].hit(kind, key, limit)
+    return too_many(retry, "sender" if kind == "rest-sender" else "address") if retry else None
+
+
 async def webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    refused = await _limited(request, "rest-ip", request.remote or "", settings.rate_limit_ip_per_minute)
+    if refused:
+        return refused
     if request.content_type != "application/json":
         return error(415, "send the message as application/json")
     try:
@@ -81,9 +91,12 @@ async def webhook(request: web.Request) -> web.Response:
         return error(400, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
     except RecursionError:
         return error(400, "the body is not valid JSON: nested too deeply")
-    parsed = parse(body, request.app[SETTINGS].max_message_chars)
+    parsed = parse(body, settings.max_message_chars)
     if isinstance(parsed, web.Response):
         return parsed
+    refused = await _limited(request, "rest-sender", parsed.source_id, settings.rate_limit_sender_per_minute)
+    if refused:
+        return refused
     try:
         result = await request.app[ROUTER].handle(parsed)
     except AssistantUnavailable as exc:
@@ -138,6 +151,9 @@ async def _poll_once(request: web.Request, sender: str, after: str | None):
 
 async def poll(request: web.Request) -> web.Response:
     """GET /webhooks/rest/messages?sender=...&after=<message id>&wait=<seconds>"""
+    refused = await _limited(request, "rest-ip", request.remote or "", request.app[SETTINGS].rate_limit_ip_per_minute)
+    if refused:
+        return refused
     sender = request.query.get("sender", "")
     after = request.query.get("after") or None
     if not sender.strip() or len(sender) > MAX_SENDER_CHARS:

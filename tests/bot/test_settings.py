@@ -56,3 +56,22 @@ def test_check_settings_command_fails_with_a_clear_message():
                           capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert proc.returncode == 2
     assert "invalid setting: GATEWAY_PORT must be a port number" in proc.stderr
+
+
+def test_check_settings_never_prints_a_secret():
+    import os
+    import subprocess
+    import sys
+
+    from knowledge_base.config import PROJECT_ROOT
+
+    secrets = {"WHATSAPP_VERIFY_TOKEN": "verify-s3cret", "WHATSAPP_APP_SECRET": "app-s3cret",
+               "WHATSAPP_ACCESS_TOKEN": "access-s3cret", "WHATSAPP_PHONE_NUMBER_ID": "1234",
+               "WIDGET_IDENTITY_SECRET": "widget-s3cret", "OUTGOING_WEBHOOK_SECRET": "hook-s3cret",
+               "OUTGOING_WEBHOOK_URL": "https://example.com/hook", "INTERNAL_TOKEN": "internal-s3cret",
+               "REDIS_URL": "redis://:redis-s3cret@127.0.0.1:6379/0"}
+    p = subprocess.run([sys.executable, "-m", "bot", "check-settings"], env={**os.environ, **secrets},
+                       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "widget_identity_secret = <set>" in p.stdout and "whatsapp = <set>" in p.stdout
+    assert "s3cret" not in p.stdout + p.stderr
