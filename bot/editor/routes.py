@@ -197,4 +197,7 @@ def setup(app: web.Application) -> None:
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/api/openapi.json", openapi)
+    from . import page
+
+    app.router.add_routes(page.routes())  # the editors' page at /editor
     app.cleanup_ctx.append(publishing.background)

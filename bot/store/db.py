@@ -10,11 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def ensure_sqlite_folder(url: str) -> None:
+    """SQLite creates the file but not its folder (a fresh checkout has no var/ yet)."""
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_folder(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -46,6 +51,7 @@ def alembic_config(url: str):
 def upgrade_sync(url: str, revision: str = "head") -> None:
     from alembic import command
 
+    ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), revision)
 
 
