@@ -147,7 +147,7 @@ def _result(result, draft_id: str | None) -> dict:
 
 
 def register(app) -> None:
-    """Add /kb/sync and /kb/try to the action server's Sanic app."""
+    """Add /kb/sync, /kb/try and /kb/embed to the action server's Sanic app."""
     from sanic import response
 
     admin = IndexAdmin()
@@ -183,6 +183,22 @@ def register(app) -> None:
             except runtime.KnowledgeBaseUnavailable as exc:
                 return response.json({"error": str(exc)}, status=503)
         return response.json(out)
+
+    @app.post("/kb/embed")
+    async def kb_embed(request):
+        """Sentence vectors of the primary (multilingual) encoder, for the editors' gaps topics."""
+        body, err = await body_of(request)
+        if err:
+            return err
+        texts = body.get("texts")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or len(texts) > 5000:
+            return response.json({"error": "'texts' must be a list of at most 5000 strings"}, status=400)
+        kb = runtime.live()
+        if kb is None or not kb.ready:
+            return response.json({"error": "knowledge base not loaded yet"}, status=503)
+        vectors = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: kb.encoder.encode([t[:500] for t in texts]) if texts else [])
+        return response.json({"encoder": kb.encoder.name, "vectors": [[round(float(x), 6) for x in v] for v in vectors]})
 
     @app.post("/kb/try")
     async def kb_try(request):

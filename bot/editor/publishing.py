@@ -96,6 +96,9 @@ class KbClient:
     async def sync(self, articles) -> dict:
         return await self._post("/kb/sync", {"articles": [a.to_dict() for a in articles]}, SYNC_TIMEOUT)
 
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return (await self._post("/kb/embed", {"texts": texts}, TRY_TIMEOUT))["vectors"]
+
     async def try_question(self, question: str, language: str | None, draft: dict | None) -> dict:
         return await self._post("/kb/try", {"question": question, "language": language, "draft": draft},
                                 TRY_TIMEOUT)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import live, publishing, transfer, tryout, views
+from . import gaps, live, publishing, transfer, tryout, views
 
 S = "#/components/schemas/"
 
@@ -136,6 +136,19 @@ ROUTES: list[Route] = [
           {"type": "string", "format": "binary"},
           {"type": "object", "properties": {"report": ref("ImportReport")}}, (400, 403, 413, 503),
           query=("format", "publish")),
+    Route("GET", "/api/editor/gaps", gaps.gaps, "Unanswered questions as topics, articles never shown, colliding pairs",
+          errors=(400, 503), query=("days",),
+          response={"type": "object", "properties": {
+              "period_days": INT, "questions": INT,
+              "topics": arr({"type": "object", "properties": {"key": STR, "label": STR, "count": INT,
+                                                            "languages": STRS, "examples": STRS, "questions": STRS}}),
+              "never_shown": arr({"type": "object", "properties": {"id": STR, "group": STR, "locale": STR,
+                                                                   "title": STR}}),
+              "collisions": arr({"type": "object", "properties": {"groups": STRS, "count": INT, "how": STRS}})}}),
+    Route("POST", "/api/editor/gaps/draft", gaps.draft_from_topic,
+          "A draft from a topic's questions (title = the first, the rest as 'also asked as')",
+          {"type": "object", "required": ["questions"], "properties": {"questions": STRS, "locale": STR}}, ENV,
+          (400, 409, 415), status=201),
 ]
 
 

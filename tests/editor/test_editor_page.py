@@ -156,6 +156,17 @@ def test_write_review_publish_roll_back_in_the_browser(running_stack):
             expect(page.locator("#article-list")).to_contain_text(evil)
             assert page.locator("#article-list img, #edit-preview img, #edit-preview script").count() == 0
 
+            # gaps: a question the bot could not answer becomes a topic, and a draft in one click
+            unanswered = f"Do you have a student discount for {tag} students?"
+            _, replies = running_stack.ask(f"gap-{tag}", unanswered)
+            assert not any(link in (r.get("text") or "") for r in replies)
+            page.click(".tab[data-tab=gaps]")
+            topic = page.locator("#gaps-topics li.topic", has_text=unanswered)
+            expect(topic).to_have_count(1, timeout=30_000)
+            topic.locator(".create-from-topic").click()
+            expect(page.locator("#edit-title")).to_have_value(unanswered)
+            expect(page.locator("#edit-meta")).to_contain_text("Version 1")
+
             # an agent signs in but gets no editor
             page3 = browser.new_context(locale="de-DE").new_page()
             sign_in(page3, url, agent)

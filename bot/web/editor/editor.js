@@ -301,6 +301,36 @@
     } catch (err) { showError("try-error", err); }
   }
 
+  // --- gaps ----------------------------------------------------------------------------------
+  async function loadGaps(ev) {
+    if (ev) ev.preventDefault();
+    $("gaps-error").textContent = "";
+    let data;
+    try { data = await api("GET", "/api/editor/gaps?days=" + encodeURIComponent($("gaps-days").value || "30")); }
+    catch (err) { showError("gaps-error", err); return; }
+    const topics = $("gaps-topics"), coll = $("gaps-collisions"), never = $("gaps-never");
+    topics.replaceChildren(); coll.replaceChildren(); never.replaceChildren();
+    for (const tp of data.topics) {
+      const li = el("li", "topic");
+      li.appendChild(el("strong", null, tp.label));
+      li.appendChild(el("div", "muted", t("topic_line", { n: tp.count, langs: tp.languages.join(", ") })));
+      const ex = el("ul");
+      for (const q of tp.examples) ex.appendChild(el("li", null, q));
+      li.appendChild(ex);
+      const b = el("button", "create-from-topic", t("create_from_topic")); b.type = "button";
+      b.addEventListener("click", async () => {
+        try {
+          const made = await api("POST", "/api/editor/gaps/draft", { questions: tp.questions, locale: tp.languages[0] || "en" });
+          showTab("edit"); show(made.article);
+        } catch (err) { showError("gaps-error", err); }
+      });
+      li.appendChild(b); topics.appendChild(li);
+    }
+    for (const c of data.collisions) coll.appendChild(el("li", null, t("collision_line", { a: c.groups[0], b: c.groups[1], n: c.count, how: c.how.join(", ") })));
+    for (const a of data.never_shown) never.appendChild(el("li", null, a.title + " (" + a.locale + ")"));
+    for (const list of [topics, coll, never]) if (!list.children.length) list.appendChild(el("li", "muted", t("none")));
+  }
+
   // --- import and audit ----------------------------------------------------------------------
   async function importFile(ev) {
     ev.preventDefault();
@@ -330,7 +360,8 @@
   function showTab(name) {
     state.tab = name;
     for (const b of document.querySelectorAll(".tab")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
-    for (const p of ["edit", "history", "try", "bulk", "audit"]) $("panel-" + p).hidden = p !== name;
+    for (const p of ["edit", "history", "try", "gaps", "bulk", "audit"]) $("panel-" + p).hidden = p !== name;
+    if (name === "gaps") loadGaps();
     if (name === "history") loadHistory().catch((err) => showError("edit-error", err));
     if (name === "audit") loadAudit().catch(() => {});
   }
@@ -360,6 +391,7 @@
     $("archive-button").addEventListener("click", () => act("archive"));
     $("try-form").addEventListener("submit", tryQuestion);
     $("import-form").addEventListener("submit", importFile);
+    $("gaps-form").addEventListener("submit", loadGaps);
     for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
     try { await signedIn(await api("GET", "/api/inbox/me")); } catch (e) { signedOut(); }
   }
