@@ -4,6 +4,7 @@ run             set up what is missing, start Rasa, the action server and the ga
 serve           start the gateway only (Rasa and the action server run elsewhere)
 setup           train the Rasa model and build the index when their inputs changed
 check-settings  validate the settings and print them
+privacy         export or delete everything about one contact: export REF [--out FILE], delete REF --yes
 agents          manage the accounts: add EMAIL --name N --role agent|admin|editor, disable EMAIL,
                 enable EMAIL, list (the password of "add" is read from stdin or asked for)
 kb              the knowledge base's articles: import PATH [--format F] [--as-author EMAIL] [--publish],
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     from .editor.cli import add_cli as add_kb_cli
 
     add_kb_cli(sub)
+    from .privacy import add_cli as add_privacy_cli
+
+    add_privacy_cli(sub)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -100,6 +100,9 @@ def create_app(settings: Settings) -> web.Application:
     from . import help_pages
 
     app.router.add_routes(help_pages.routes())  # /help/{locale}/{group}: what the bot's links open
+    from . import privacy
+
+    app.router.add_routes(privacy.routes())  # /api/admin/contacts/{id}: export and delete (GDPR)
     from .inbox import views as inbox
 
     inbox.setup(app)  # /inbox and /api/inbox

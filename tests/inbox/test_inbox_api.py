@@ -425,3 +425,25 @@ def test_bad_hand_off_settings_are_refused_with_the_key_named():
         Settings.from_env({"OUTGOING_WEBHOOK_URL": "https://hooks.example.com/x"})
     with pytest.raises(SettingsError, match="OUTGOING_WEBHOOK_URL"):
         Settings.from_env({"OUTGOING_WEBHOOK_URL": "ftp://x", "OUTGOING_WEBHOOK_SECRET": "s"})
+
+
+async def test_an_admin_exports_and_deletes_a_contact(gateway, agents):
+    ada, ben = agents["ada"], agents["ben"]
+    s, cid = await handed_off(gateway, ben)
+    await ben.post(f"/api/inbox/conversations/{cid}/claim")
+    await ben.post(f"/api/inbox/conversations/{cid}/notes", {"text": "VIP customer"})
+    async with ada.http.get(gateway.url + f"/api/admin/contacts/rest:{s}/export") as r:
+        assert r.status == 200 and "attachment" in r.headers["Content-Disposition"]
+        data = await r.json()
+    conv = data["conversations"][0]
+    assert conv["id"] == cid and conv["notes"][0]["text"] == "VIP customer" and conv["messages"]
+    contact = data["contact"]["id"]
+    headers = {"X-CSRF-Token": ben.csrf}
+    async with ben.http.delete(gateway.url + f"/api/admin/contacts/{contact}", headers=headers) as r:
+        assert r.status == 403, "agents may not delete contacts"
+    async with ada.http.delete(gateway.url + f"/api/admin/contacts/{contact}", headers={"X-CSRF-Token": ada.csrf}) as r:
+        body = await r.json()
+        assert r.status == 200 and body["deleted"] == contact and body["conversations"] == 1
+    assert (await ada.get(f"/api/inbox/conversations/{cid}"))[0] == 404
+    async with ada.http.get(gateway.url + f"/api/admin/contacts/{contact}/export") as r:
+        assert r.status == 404 and "no contact" in (await r.json())["error"]

@@ -1,0 +1,202 @@
+"""Everything about one contact, exported or deleted (GDPR articles 15 and 17).
+
+A contact is named by its public id or by one of its identities as ``channel:source_id`` (e.g.
+``whatsapp:4915112345678``, ``rest:visitor-1``).
+
+- Export: the contact, its identities, and every conversation with its messages, structured events
+  (knowledge-base answers, feedback, hand-offs) and the agents' internal notes, as one JSON document.
+- Delete: the contact and everything that hangs off it in the gateway database (identities,
+  conversations, messages, events, notes: foreign keys with ON DELETE CASCADE), the outgoing-webhook
+  rows that mention it, and its conversation in Rasa's tracker store (the rows of its sender id, which
+  is the contact's public id) - in that order, so a failure leaves it findable and the command can be
+  run again. The log line names only the public id and the counts.
+
+From the command line: ``python -m bot privacy export REF [--out FILE]`` and
+``python -m bot privacy delete REF --yes``; from the admin API: ``GET /api/admin/contacts/{id}/export``
+and ``DELETE /api/admin/contacts/{id}`` (admin role, CSRF token).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import keys
+from .store.models import (Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message,
+                           WebhookOutbox)
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(Exception):
+    pass
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+async def find_contact(session: AsyncSession, ref: str) -> Contact:
+    ref = (ref or "").strip()
+    contact = (await session.execute(select(Contact).where(Contact.public_id == ref))).scalar_one_or_none()
+    if contact is None and ":" in ref:
+        channel, source = ref.split(":", 1)
+        contact = (await session.execute(
+            select(Contact).join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+            .where(ContactIdentity.channel == channel, ContactIdentity.source_id == source))).scalar_one_or_none()
+    if contact is None:
+        raise NotFound(f"no contact {ref!r} (give its id or channel:source_id)")
+    return contact
+
+
+async def export_contact(session: AsyncSession, contact: Contact) -> dict:
+    identities = (await session.execute(select(ContactIdentity).where(ContactIdentity.contact_id == contact.id))).scalars()
+    convs = (await session.execute(select(Conversation).where(Conversation.contact_id == contact.id)
+                                   .order_by(Conversation.id))).scalars().all()
+    out = []
+    for c in convs:
+        msgs = (await session.execute(select(Message).where(Message.conversation_id == c.id).order_by(Message.id))).scalars()
+        events = (await session.execute(select(ConversationEvent).where(ConversationEvent.conversation_id == c.id)
+                                        .order_by(ConversationEvent.id))).scalars()
+        notes = (await session.execute(select(ConversationNote).where(ConversationNote.conversation_id == c.id)
+                                       .order_by(ConversationNote.id))).scalars()
+        out.append({"id": c.public_id, "channel": c.channel, "status": c.status, "language": c.language,
+                    "created_at": _iso(c.created_at), "handoff": c.handoff,
+                    "messages": [{"id": m.public_id, "direction": m.direction, "sender": m.sender_type, "text": m.text,
+                                  "buttons": m.buttons, "custom": m.custom, "at": _iso(m.created_at)} for m in msgs],
+                    "events": [{"type": e.type, "data": e.data, "at": _iso(e.created_at)} for e in events],
+                    "notes": [{"text": n.text, "at": _iso(n.created_at)} for n in notes]})
+    return {"contact": {"id": contact.public_id, "name": contact.name, "email": contact.email, "phone": contact.phone,
+                        "attributes": contact.attributes, "created_at": _iso(contact.created_at)},
+            "identities": [{"channel": i.channel, "source_id": i.source_id, "verified": i.verified} for i in identities],
+            "conversations": out}
+
+
+def delete_tracker(tracker_url: str, sender_id: str) -> int:
+    """Rasa's SQL tracker store keeps a conversation as rows of ``events`` keyed by sender_id."""
+    url = tracker_url.replace("postgresql://", "postgresql+psycopg2://", 1) if tracker_url.startswith("postgresql://") \
+        else tracker_url
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table("events"):
+                return 0
+            return conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s"), {"s": sender_id}).rowcount
+    finally:
+        engine.dispose()
+
+
+async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: str) -> dict:
+    public_id, pk = contact.public_id, contact.id
+    conv_ids = [c for c in (await session.execute(select(Conversation.public_id)
+                                                  .where(Conversation.contact_id == pk))).scalars()]
+    counts = {"conversations": len(conv_ids),
+              "messages": (await session.execute(select(sa.func.count(Message.id)).join(Conversation)
+                                                 .where(Conversation.contact_id == pk))).scalar_one()}
+    outbox = [row.id for row in (await session.execute(select(WebhookOutbox))).scalars()
+              if any(x in json.dumps(row.payload) for x in [public_id, *conv_ids])]
+    if outbox:
+        await session.execute(delete(WebhookOutbox).where(WebhookOutbox.id.in_(outbox)))
+    for model in (ConversationNote, ConversationEvent, Message):  # explicit, whatever the database's FK setting
+        await session.execute(delete(model).where(model.conversation_id.in_(
+            select(Conversation.id).where(Conversation.contact_id == pk))))
+    await session.execute(delete(Conversation).where(Conversation.contact_id == pk))
+    await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id == pk))
+    await session.execute(delete(Contact).where(Contact.id == pk))
+    await session.commit()
+    counts["webhook_rows"] = len(outbox)
+    counts["rasa_events"] = delete_tracker(tracker_url, public_id)
+    log.info("privacy: deleted contact %s: %s", public_id, counts)
+    return {"deleted": public_id, **counts}
+
+
+# --- admin API -----------------------------------------------------------------------------------
+
+def _admin():
+    from .inbox import auth
+
+    return auth.require("admin")
+
+
+async def api_export(request: web.Request) -> web.Response:
+    async with request.app[keys.SESSIONMAKER]() as session:
+        try:
+            contact = await find_contact(session, request.match_info["id"])
+        except NotFound as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        data = await export_contact(session, contact)
+    return web.json_response(data, dumps=lambda o: json.dumps(o, ensure_ascii=False),
+                             headers={"Content-Disposition": f'attachment; filename="contact-{contact.public_id}.json"',
+                                      "Cache-Control": "no-store"})
+
+
+async def api_delete(request: web.Request) -> web.Response:
+    async with request.app[keys.SESSIONMAKER]() as session:
+        try:
+            contact = await find_contact(session, request.match_info["id"])
+        except NotFound as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        out = await delete_contact(session, contact, request.app[keys.SETTINGS].rasa_tracker_store_url)
+    return web.json_response(out)
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/admin/contacts/{id}/export", _admin()(api_export)),
+            web.delete("/api/admin/contacts/{id}", _admin()(api_delete))]
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("privacy", help="export or delete everything about one contact")
+    ps = p.add_subparsers(dest="privacy_cmd", required=True)
+    e = ps.add_parser("export")
+    e.add_argument("ref", help="contact id or channel:source_id")
+    e.add_argument("--out", help="file to write (default: stdout)")
+    d = ps.add_parser("delete")
+    d.add_argument("ref")
+    d.add_argument("--yes", action="store_true", help="really delete (required)")
+    p.set_defaults(func=cmd_privacy)
+
+
+def cmd_privacy(args) -> int:
+    import asyncio
+    import sys
+
+    from .settings import Settings
+    from .store.db import make_engine, sessionmaker, upgrade
+
+    if args.privacy_cmd == "delete" and not args.yes:
+        print("error: deleting is permanent: add --yes", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+
+    async def run() -> int:
+        await upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            async with sessionmaker(engine)() as session:
+                try:
+                    contact = await find_contact(session, args.ref)
+                except NotFound as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+                if args.privacy_cmd == "export":
+                    text = json.dumps(await export_contact(session, contact), ensure_ascii=False, indent=1)
+                    if args.out:
+                        with open(args.out, "w", encoding="utf-8") as fh:
+                            fh.write(text)
+                    else:
+                        print(text)
+                    return 0
+                print(json.dumps(await delete_contact(session, contact, settings.rasa_tracker_store_url)))
+                return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
