@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.redact import install
+
+    install()  # no emails, phone or order numbers in the logs
     try:
         settings = KBSettings.from_env()
     except SettingsError as exc:

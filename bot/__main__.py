@@ -41,6 +41,9 @@ def cmd_serve(args) -> int:
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .redact import install
+
+    install()  # no emails, phone or order numbers in the logs
     web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
                 access_log=None, print=lambda *_: None, shutdown_timeout=10)
     return 0
