@@ -102,17 +102,21 @@ def handoff_error(exc: HandoffError) -> web.Response:
 
 # --- the page --------------------------------------------------------------------------------
 
-async def page(request: web.Request) -> web.Response:
-    return web.Response(body=(WEB_DIR / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
-                        headers=SECURITY_HEADERS)
+def page_routes(url: str, web_dir: Path, files: dict[str, str]) -> list[web.RouteDef]:
+    """A staff page: GET ``url`` (web_dir/index.html, with SECURITY_HEADERS) and its listed files
+    under ``url``/static/{name} (anything else 404). Used by the inbox and the editors' page."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(body=(web_dir / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
+                            headers=SECURITY_HEADERS)
 
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in files:
+            raise web.HTTPNotFound()
+        return web.Response(body=(web_dir / name).read_bytes(), content_type=files[name], charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
-async def static(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in STATIC_FILES:
-        raise web.HTTPNotFound()
-    return web.Response(body=(WEB_DIR / name).read_bytes(), content_type=STATIC_FILES[name], charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+    return [web.get(url, page), web.get(url + "/static/{name}", static)]
 
 
 # --- signing in ------------------------------------------------------------------------------
@@ -462,8 +466,7 @@ PUBLIC_ROUTES = {("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("POST", "/
 def routes() -> list[web.RouteDef]:
     c = "/api/inbox/conversations/{id}"
     return [
-        web.get("/inbox", page),
-        web.get("/inbox/static/{name}", static),
+        *page_routes("/inbox", WEB_DIR, STATIC_FILES),
         web.post("/api/inbox/login", login),
         web.post("/api/inbox/logout", logout),
         web.get("/api/inbox/me", me),
