@@ -103,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
     from . import privacy
 
     app.router.add_routes(privacy.routes())  # /api/admin/contacts/{id}: export and delete (GDPR)
+    app.cleanup_ctx.append(privacy.retention_ctx)  # RETENTION_DAYS
     from .inbox import views as inbox
 
     inbox.setup(app)  # /inbox and /api/inbox

@@ -115,6 +115,68 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
     return {"deleted": public_id, **counts}
 
 
+# --- retention -----------------------------------------------------------------------------------
+
+RETENTION_EVERY_SECONDS = 3600
+
+
+def delete_tracker_before(tracker_url: str, sender_id: str, cutoff: float) -> int:
+    url = tracker_url.replace("postgresql://", "postgresql+psycopg2://", 1) if tracker_url.startswith("postgresql://") \
+        else tracker_url
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table("events"):
+                return 0
+            return conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s AND timestamp < :t"),
+                                {"s": sender_id, "t": cutoff}).rowcount
+    finally:
+        engine.dispose()
+
+
+async def apply_retention(session: AsyncSession, days: int, tracker_url: str, now: datetime | None = None) -> dict:
+    """Delete conversations (messages, events, notes) whose last message is older than ``days`` and
+    that no person is working on (status bot or resolved), and the Rasa tracker events of the same
+    age. Contacts and their identities stay (a returning customer is recognised)."""
+    from datetime import timedelta, timezone
+
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    old = select(Conversation.id).where(Conversation.last_message_at < cutoff,
+                                        Conversation.status.in_(("bot", "resolved")))
+    senders = [c for c in (await session.execute(select(Contact.public_id).where(Contact.id.in_(
+        select(Conversation.contact_id).where(Conversation.id.in_(old)))))).scalars()]
+    ids = [i for i in (await session.execute(old)).scalars()]
+    for model in (ConversationNote, ConversationEvent, Message):
+        await session.execute(delete(model).where(model.conversation_id.in_(ids)))
+    await session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
+    await session.commit()
+    rasa = sum(delete_tracker_before(tracker_url, s, cutoff.timestamp()) for s in senders)
+    if ids:
+        log.info("retention: deleted %d conversation(s) older than %d days (%d Rasa events)", len(ids), days, rasa)
+    return {"conversations": len(ids), "rasa_events": rasa}
+
+
+async def retention_ctx(app: web.Application):
+    """A background job while the gateway runs: at start and every hour (RETENTION_DAYS > 0 only)."""
+    import asyncio
+
+    settings = app[keys.SETTINGS]
+    task = None
+    if settings.retention_days:
+        async def loop():
+            while True:
+                try:
+                    async with app[keys.SESSIONMAKER]() as session:
+                        await apply_retention(session, settings.retention_days, settings.rasa_tracker_store_url)
+                except Exception:  # noqa: BLE001 - try again at the next round
+                    log.exception("retention: a round failed")
+                await asyncio.sleep(RETENTION_EVERY_SECONDS)
+        task = asyncio.get_running_loop().create_task(loop())
+    yield
+    if task is not None:
+        task.cancel()
+
+
 # --- admin API -----------------------------------------------------------------------------------
 
 def _admin():

@@ -88,6 +88,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                            "Retry-After (the widget has its own per-socket limit). 0: no limit."),
     "RATE_LIMIT_IP_PER_MINUTE": ("0", "Requests to the REST endpoints one IP address may make per minute; 0: no "
                                       "limit (the default: behind a load balancer every customer shares its address)."),
+    "RETENTION_DAYS": ("0", "Delete conversations (and their Rasa tracker events) whose last message is older than this "
+                            "many days and that no person is working on; checked hourly. 0: keep forever."),
     "REDIS_URL": ("", "redis://host:port/db shared by several gateway replicas (rate limits hold across them); "
                       "empty: in-process."),
 }
@@ -221,7 +223,8 @@ def _limit_settings(env: dict) -> dict:
         raise SettingsError(f"REDIS_URL must be empty or redis://host:port/db, got {redis_url!r}")
     return {"rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
             "rate_limit_ip_per_minute": int(_positive(env, "RATE_LIMIT_IP_PER_MINUTE", int)),
-            "redis_url": redis_url}
+            "redis_url": redis_url,
+            "retention_days": int(_positive(env, "RETENTION_DAYS", int))}
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,7 @@ class Settings:
     rate_limit_sender_per_minute: int = 30
     rate_limit_ip_per_minute: int = 0
     redis_url: str = field(default="", repr=False)
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":

@@ -447,3 +447,33 @@ async def test_an_admin_exports_and_deletes_a_contact(gateway, agents):
     assert (await ada.get(f"/api/inbox/conversations/{cid}"))[0] == 404
     async with ada.http.get(gateway.url + f"/api/admin/contacts/{contact}/export") as r:
         assert r.status == 404 and "no contact" in (await r.json())["error"]
+
+
+async def test_retention_deletes_old_conversations_nobody_works_on(gateway, agents):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select, update
+
+    from bot.keys import SESSIONMAKER
+    from bot.privacy import apply_retention
+    from bot.store.models import Contact, Conversation, Message
+
+    old_s, new_s = f"old-{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"
+    await gateway.ask(old_s, "hello from last year")
+    await gateway.ask(new_s, "hello from today")
+    await handed_off(gateway, agents["ben"])  # pending, and made old below: a person will still answer it
+    long_ago = datetime.now(timezone.utc) - timedelta(days=400)
+    async with gateway.app[SESSIONMAKER]() as session:
+        convs = {c.id: c for c in (await session.execute(select(Conversation))).scalars()}
+        new_id = next(m.conversation_id for m in (await session.execute(select(Message))).scalars()
+                      if m.text == "hello from today")
+        await session.execute(update(Conversation).where(Conversation.id != new_id).values(last_message_at=long_ago))
+        await session.commit()
+        out = await apply_retention(session, 365, f"sqlite:///{gateway.db_path.parent / 'no-tracker.db'}")
+        left = {c.id: c.status for c in (await session.execute(select(Conversation))).scalars()}
+        texts = [m.text for m in (await session.execute(select(Message))).scalars()]
+        contacts = (await session.execute(select(Contact))).scalars().all()
+    assert len(convs) == 3 and out["conversations"] == 1
+    assert left == {new_id: "bot", **{i: "pending" for i, c in convs.items() if c.status == "pending"}}
+    assert "hello from last year" not in texts and "hello from today" in texts
+    assert len(contacts) == 3, "contacts stay (a returning customer is still recognised)"
