@@ -8,8 +8,8 @@ A contact is named by its public id or by one of its identities as ``channel:sou
 - Delete: the contact and everything that hangs off it in the gateway database (identities,
   conversations, messages, events, notes: foreign keys with ON DELETE CASCADE), the outgoing-webhook
   rows that mention it, and its conversation in Rasa's tracker store (the rows of its sender id, which
-  is the contact's public id) - in that order, so a failure leaves it findable and the command can be
-  run again. The log line names only the public id and the counts.
+  is the contact's public id). Rasa's rows go first, so if anything fails the contact is still there
+  and the command can be run again. The log line names only the public id and the counts.
 
 From the command line: ``python -m bot privacy export REF [--out FILE]`` and
 ``python -m bot privacy delete REF --yes``; from the admin API: ``GET /api/admin/contacts/{id}/export``
@@ -77,8 +77,12 @@ async def export_contact(session: AsyncSession, contact: Contact) -> dict:
             "conversations": out}
 
 
-def delete_tracker(tracker_url: str, sender_id: str) -> int:
-    """Rasa's SQL tracker store keeps a conversation as rows of ``events`` keyed by sender_id."""
+def delete_tracker_events(tracker_url: str, sender_ids: list[str], before: float | None = None) -> int:
+    """Rasa's SQL tracker store keeps a conversation as rows of ``events`` keyed by sender_id (with a
+    UNIX ``timestamp``): delete those of these senders (older than ``before`` when given). Blocking:
+    call it in a thread."""
+    if not sender_ids:
+        return 0
     url = tracker_url.replace("postgresql://", "postgresql+psycopg2://", 1) if tracker_url.startswith("postgresql://") \
         else tracker_url
     engine = sa.create_engine(url)
@@ -86,13 +90,25 @@ def delete_tracker(tracker_url: str, sender_id: str) -> int:
         with engine.begin() as conn:
             if not sa.inspect(conn).has_table("events"):
                 return 0
-            return conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s"), {"s": sender_id}).rowcount
+            events = sa.table("events", sa.column("sender_id"), sa.column("timestamp"))
+            query = sa.delete(events).where(events.c.sender_id.in_(sender_ids))
+            if before is not None:
+                query = query.where(events.c.timestamp < before)
+            return conn.execute(query).rowcount
     finally:
         engine.dispose()
 
 
+async def _in_thread(fn, *args):
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
 async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: str) -> dict:
     public_id, pk = contact.public_id, contact.id
+    # Rasa's copy first: if that fails, the contact is still here and the command can be run again.
+    rasa_events = await _in_thread(delete_tracker_events, tracker_url, [public_id])
     conv_ids = [c for c in (await session.execute(select(Conversation.public_id)
                                                   .where(Conversation.contact_id == pk))).scalars()]
     counts = {"conversations": len(conv_ids),
@@ -110,7 +126,7 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
     await session.execute(delete(Contact).where(Contact.id == pk))
     await session.commit()
     counts["webhook_rows"] = len(outbox)
-    counts["rasa_events"] = delete_tracker(tracker_url, public_id)
+    counts["rasa_events"] = rasa_events
     log.info("privacy: deleted contact %s: %s", public_id, counts)
     return {"deleted": public_id, **counts}
 
@@ -118,20 +134,6 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
 # --- retention -----------------------------------------------------------------------------------
 
 RETENTION_EVERY_SECONDS = 3600
-
-
-def delete_tracker_before(tracker_url: str, sender_id: str, cutoff: float) -> int:
-    url = tracker_url.replace("postgresql://", "postgresql+psycopg2://", 1) if tracker_url.startswith("postgresql://") \
-        else tracker_url
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            if not sa.inspect(conn).has_table("events"):
-                return 0
-            return conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s AND timestamp < :t"),
-                                {"s": sender_id, "t": cutoff}).rowcount
-    finally:
-        engine.dispose()
 
 
 async def apply_retention(session: AsyncSession, days: int, tracker_url: str, now: datetime | None = None) -> dict:
@@ -150,7 +152,7 @@ async def apply_retention(session: AsyncSession, days: int, tracker_url: str, no
         await session.execute(delete(model).where(model.conversation_id.in_(ids)))
     await session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
     await session.commit()
-    rasa = sum(delete_tracker_before(tracker_url, s, cutoff.timestamp()) for s in senders)
+    rasa = await _in_thread(delete_tracker_events, tracker_url, senders, cutoff.timestamp())
     if ids:
         log.info("retention: deleted %d conversation(s) older than %d days (%d Rasa events)", len(ids), days, rasa)
     return {"conversations": len(ids), "rasa_events": rasa}

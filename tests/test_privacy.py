@@ -81,12 +81,12 @@ def test_export_then_delete_a_contact_everywhere(running_stack):
 def test_retention_removes_old_tracker_events_of_a_sender_in_rasas_own_store(running_stack):
     import time
 
-    from bot.privacy import delete_tracker_before
+    from bot.privacy import delete_tracker_events
 
     s = f"old-{uuid.uuid4().hex[:8]}"
     assert running_stack.ask(s, "How do I cancel my subscription?")[0] == 200
     cid = contact_id(running_stack, s)
     n = tracker_rows(running_stack, cid)
     url = running_stack.env["RASA_TRACKER_STORE_URL"]
-    assert n > 0 and delete_tracker_before(url, cid, time.time() - 3600) == 0, "nothing is an hour old yet"
-    assert delete_tracker_before(url, cid, time.time() + 1) == n and tracker_rows(running_stack, cid) == 0
+    assert n > 0 and delete_tracker_events(url, [cid], time.time() - 3600) == 0, "nothing is an hour old yet"
+    assert delete_tracker_events(url, [cid], time.time() + 1) == n and tracker_rows(running_stack, cid) == 0
