@@ -102,13 +102,8 @@ def handoff_error(exc: HandoffError) -> web.Response:
 
 # --- the page --------------------------------------------------------------------------------
 
-def page_routes(url: str, web_dir: Path, files: dict[str, str]) -> list[web.RouteDef]:
-    """A staff page: GET ``url`` (web_dir/index.html, with SECURITY_HEADERS) and its listed files
-    under ``url``/static/{name} (anything else 404). Used by the inbox and the editors' page."""
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(body=(web_dir / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
-                            headers=SECURITY_HEADERS)
-
+def static_route(url: str, web_dir: Path, files: dict[str, str]) -> web.RouteDef:
+    """GET ``url``/{name}: one of the listed files of web_dir (anything else 404)."""
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in files:
@@ -116,7 +111,18 @@ def page_routes(url: str, web_dir: Path, files: dict[str, str]) -> list[web.Rout
         return web.Response(body=(web_dir / name).read_bytes(), content_type=files[name], charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
-    return [web.get(url, page), web.get(url + "/static/{name}", static)]
+    return web.get(url + "/{name}", static)
+
+
+def page_routes(url: str, web_dir: Path, files: dict[str, str]) -> list[web.RouteDef]:
+    """A staff page: GET ``url`` (web_dir/index.html, with SECURITY_HEADERS) and its listed files
+    under ``url``/static/{name}. Used by the inbox and the editors' page (their shared script is
+    /staff/static/staff.js)."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(body=(web_dir / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
+                            headers=SECURITY_HEADERS)
+
+    return [web.get(url, page), static_route(url + "/static", web_dir, files)]
 
 
 # --- signing in ------------------------------------------------------------------------------
@@ -460,13 +466,15 @@ async def _shutdown(app: web.Application) -> None:
             await ws.close(code=1001, message=b"server shutdown")
 
 
-PUBLIC_ROUTES = {("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("POST", "/api/inbox/login")}
+PUBLIC_ROUTES = {("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("GET", "/staff/static/{name}"),
+                 ("POST", "/api/inbox/login")}
 
 
 def routes() -> list[web.RouteDef]:
     c = "/api/inbox/conversations/{id}"
     return [
         *page_routes("/inbox", WEB_DIR, STATIC_FILES),
+        static_route("/staff/static", WEB_DIR.parent / "staff", {"staff.js": "application/javascript"}),
         web.post("/api/inbox/login", login),
         web.post("/api/inbox/logout", logout),
         web.get("/api/inbox/me", me),

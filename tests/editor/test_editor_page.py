@@ -27,7 +27,8 @@ pytestmark = pytest.mark.stack
 async def test_the_page_and_its_files_are_served_with_security_headers(offline_gateway):
     gw, _ = offline_gateway
     for path, ctype in (("/editor", "text/html"), ("/editor/static/editor.js", "application/javascript"),
-                        ("/editor/static/editor.css", "text/css"), ("/editor/static/texts.json", "application/json")):
+                        ("/editor/static/editor.css", "text/css"), ("/editor/static/texts.json", "application/json"),
+                        ("/staff/static/staff.js", "application/javascript")):
         async with gw.gw.http.get(gw.gw.url + path) as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith(ctype), path
             assert r.headers["X-Content-Type-Options"] == "nosniff"

@@ -12,7 +12,8 @@ PUBLIC = {  # (method, path): reachable without signing in, on purpose
     ("POST", "/webhooks/rest/webhook"), ("GET", "/webhooks/rest/"), ("GET", "/webhooks/rest/messages"),
     ("GET", "/webhooks/whatsapp/webhook"), ("POST", "/webhooks/whatsapp/webhook"), ("GET", "/webhooks/whatsapp/"),
     ("GET", "/webhooks/webchat/ws"), ("GET", "/webhooks/webchat/"), ("GET", "/widget.js"), ("GET", "/"),
-    ("GET", "/healthz"), ("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("POST", "/api/inbox/login"),
+    ("GET", "/healthz"), ("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("GET", "/staff/static/{name}"),
+    ("POST", "/api/inbox/login"),
     ("GET", "/editor"), ("GET", "/editor/static/{name}"), ("GET", "/api/openapi.json"),
     ("GET", "/help/{locale}/{group}"),
 }

@@ -31,3 +31,18 @@ def test_nothing_is_rendered_as_html():
     html = (WEB / "index.html").read_text(encoding="utf-8")
     # no inline scripts or event handlers (the page's Content-Security-Policy forbids them anyway)
     assert "<script>" not in html and not re.search(r"\son[a-z]+\s*=", html)
+
+
+def test_the_editor_page_has_its_texts_and_no_html_sinks_either():
+    editor, staff = WEB.parent / "editor", WEB.parent / "staff"
+    texts = json.loads((editor / "texts.json").read_text(encoding="utf-8"))
+    assert set(texts["en"]) == set(texts["de"]), set(texts["en"]) ^ set(texts["de"])
+    js = (editor / "editor.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'\bt\("([a-z_0-9]+)"', js)) | \
+        set(re.findall(r'data-t="([a-z_0-9]+)"', (editor / "index.html").read_text(encoding="utf-8")))
+    used = {k for k in used if not k.endswith("_")} | {f"status_{s}" for s in ("draft", "in_review", "published",
+                                                                              "archived")}
+    assert not used - set(texts["en"]), used - set(texts["en"])
+    for source in (js, (staff / "staff.js").read_text(encoding="utf-8")):
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in source, sink

@@ -8,45 +8,15 @@
   const state = { texts: {}, lang: "en", me: null, csrf: null, meta: null, list: [], article: null,
                   questions: [], tab: "edit", isNew: false };
 
-  function t(key, values) {
-    const table = state.texts[state.lang] || state.texts.en || {};
-    let s = table[key] !== undefined ? table[key] : ((state.texts.en || {})[key] || key);
-    if (values) for (const k of Object.keys(values)) s = s.split("{" + k + "}").join(String(values[k]));
-    return s;
-  }
-  function applyTexts() {
-    document.documentElement.lang = state.lang;
-    document.title = t("title");
-    for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
-    $("lang-select").value = state.lang;
-  }
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
+  const t = Staff.translator(state);  // shared helpers: bot/web/staff/staff.js
+  const el = Staff.el;
+  function applyTexts() { Staff.applyTexts(state, t); }
   function when(iso) {
     return iso ? new Date(iso).toLocaleString(state.lang === "de" ? "de-DE" : "en-GB") : "";
   }
 
-  async function api(method, path, body, raw) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (method !== "GET") {
-      opts.headers["X-CSRF-Token"] = state.csrf || "";
-      if (raw !== undefined) { opts.body = raw; opts.headers["Content-Type"] = "application/octet-stream"; }
-      else { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body || {}); }
-    }
-    const resp = await fetch(path, opts);
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      const err = new Error((data && data.error) || ("HTTP " + resp.status));
-      err.status = resp.status; err.data = data;
-      if (resp.status === 401 && path !== "/api/inbox/login") signedOut();
-      throw err;
-    }
-    return data;
+  function api(method, path, body, raw) {
+    return Staff.api(state, method, path, body, { raw, onUnauthorized: signedOut });
   }
   function showError(id, err) { $(id).textContent = err ? t("error", { message: err.message || String(err) }) : ""; }
 

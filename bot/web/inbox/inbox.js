@@ -9,25 +9,10 @@
     detail: null, agents: [], ws: null, wsRetry: 0, typingSent: 0, typingTimer: null, refreshTimer: null,
   };
 
-  // --- texts ---------------------------------------------------------------------------------
-  function t(key, values) {
-    const table = state.texts[state.lang] || state.texts.en || {};
-    let s = table[key] !== undefined ? table[key] : ((state.texts.en || {})[key] || key);
-    if (values) for (const k of Object.keys(values)) s = s.split("{" + k + "}").join(String(values[k]));
-    return s;
-  }
-  function applyTexts() {
-    document.documentElement.lang = state.lang;
-    document.title = t("title");
-    for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
-    $("lang-select").value = state.lang;
-  }
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
+  // --- texts (bot/web/staff/staff.js) ---------------------------------------------------------
+  const t = Staff.translator(state);
+  const el = Staff.el;
+  function applyTexts() { Staff.applyTexts(state, t); }
   function ago(iso) {
     if (!iso) return "";
     const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -44,23 +29,8 @@
   }
 
   // --- the API -------------------------------------------------------------------------------
-  async function api(method, path, body) {
-    const opts = { method, headers: {}, credentials: "same-origin" };
-    if (method !== "GET") {
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = state.csrf || "";
-      opts.body = JSON.stringify(body || {});
-    }
-    const resp = await fetch(path, opts);
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (resp.status === 401 && path !== "/api/inbox/login") { signedOut(); }
-    if (!resp.ok) {
-      const err = new Error((data && data.error) || ("HTTP " + resp.status));
-      err.status = resp.status; err.data = data;
-      throw err;
-    }
-    return data;
+  function api(method, path, body) {
+    return Staff.api(state, method, path, body, { onUnauthorized: signedOut });
   }
   function showError(id, err) {
     $(id).textContent = err ? t("error", { message: err.message || String(err) }) : "";

@@ -1,0 +1,52 @@
+// Shared by the staff pages (/inbox, /editor): UI texts, a DOM helper and the JSON API call with the
+// session's CSRF token. Loaded before each page's own script (both with defer, so in order).
+"use strict";
+
+window.Staff = (function () {
+  // t(key, {name: value}) from state.texts[state.lang], falling back to English, then to the key.
+  function translator(state) {
+    return function t(key, values) {
+      const table = state.texts[state.lang] || state.texts.en || {};
+      let s = table[key] !== undefined ? table[key] : ((state.texts.en || {})[key] || key);
+      if (values) for (const k of Object.keys(values)) s = s.split("{" + k + "}").join(String(values[k]));
+      return s;
+    };
+  }
+  // Every element with data-t gets its text; the page's title and language follow.
+  function applyTexts(state, t) {
+    document.documentElement.lang = state.lang;
+    document.title = t("title");
+    for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+    const select = document.getElementById("lang-select");
+    if (select) select.value = state.lang;
+  }
+  // An element with a class and a text (always as text, never as HTML).
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  // fetch + JSON; non-GET requests carry X-CSRF-Token and a JSON body (or ``raw`` bytes). A 401 other
+  // than the sign-in's own calls onUnauthorized; any error status throws an Error with .status, .data.
+  async function api(state, method, path, body, options) {
+    const o = options || {};
+    const opts = { method, headers: {}, credentials: "same-origin" };
+    if (method !== "GET") {
+      opts.headers["X-CSRF-Token"] = state.csrf || "";
+      if (o.raw !== undefined) { opts.body = o.raw; opts.headers["Content-Type"] = "application/octet-stream"; }
+      else { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body || {}); }
+    }
+    const resp = await fetch(path, opts);
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (resp.status === 401 && path !== "/api/inbox/login" && o.onUnauthorized) o.onUnauthorized();
+    if (!resp.ok) {
+      const err = new Error((data && data.error) || ("HTTP " + resp.status));
+      err.status = resp.status; err.data = data;
+      throw err;
+    }
+    return data;
+  }
+  return { translator, applyTexts, el, api };
+})();
