@@ -12,8 +12,9 @@ import numpy as np
 # eval_data first: it puts the project on sys.path and sets the thread counts
 from eval_data import ALL_SYSTEMS, BASE, KB, Line, Queries
 from knowledge_base.evaluate import calibrate, decision_metrics, metrics
-from knowledge_base.fusion import (ArticleMap, FusionConfig, global_stats, gold_mask, gold_ranks, lang_group,
-                                   ranking_objective, weight_grid)
+from knowledge_base.fusion import (ArticleMap, FusionConfig, global_stats, gold_mask, gold_ranks, ranking_objective,
+                                   weight_grid)
+from knowledge_base.hybrid import lang_group
 from knowledge_base.lexical import BM25Index, Tokenizer
 from eval_systems import (BM25_VARIANTS, Scorer, apply_system, bm25_kwargs, config_dict, fast_calibrate,
                           fit_systems, gap_margins, lang_split_fuse, rnd, strict_accuracy, to_rankings)

@@ -11,9 +11,9 @@ import numpy as np
 from eval_data import BASE, ENCODERS, EmbeddingCache, KB, Queries, log
 from knowledge_base.decision import DecisionPolicy
 from knowledge_base.evaluate import Question
-from knowledge_base.fusion import (DEFAULT_CLASSIFIER_C, ArticleClassifier, ArticleMap, FusionConfig,
-                                   choose_config, clarify_margins, dense_article_scores, global_stats,
-                                   gold_mask, gold_ranks, lang_group, native_mask, ranking_objective)
+from knowledge_base.fusion import (ArticleMap, FusionConfig, choose_config, clarify_margins, dense_article_scores,
+                                   global_stats, gold_mask, gold_ranks, native_mask, ranking_objective)
+from knowledge_base.hybrid import DEFAULT_CLASSIFIER_C, ArticleClassifier, lang_group
 from knowledge_base.lexical import BM25Index, Tokenizer
 
 

@@ -12,7 +12,7 @@ Scores are over articles: an article's score is the best of its entries. Every s
 with a fixed seed.
 
 Systems (one column each), all built from the project's code (knowledge_base.encoders,
-knowledge_base.lexical, knowledge_base.fusion, knowledge_base.evaluate):
+knowledge_base.lexical, knowledge_base.fusion, knowledge_base.hybrid, knowledge_base.evaluate):
   use          USE-multilingual v3, nearest entry (cosine)
   minilm       all-MiniLM-L6-v2, nearest entry (cosine)
   bm25         BM25 over the entries (knowledge_base.lexical), score normalised by the query's idf mass
@@ -60,7 +60,7 @@ from pathlib import Path
 from eval_data import CACHE, DATASETS, ENCODERS, EmbeddingCache, FLOOR, Line, RESULTS, SEED, SYSTEMS, log
 
 import numpy as np  # noqa: E402
-from knowledge_base.fusion import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_CLF, HybridScorer
+from knowledge_base.hybrid import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_CLF, HybridScorer
 from eval_systems import BM25_PARAMS, BM25_VARIANTS, CLF_C, Scorer, apply_system, bm25_kwargs
 from eval_lines import (Prepared, VALIDATION_OBJECTIVE, add_default_systems, bm25_ablation, bm25_in_fusion,
                         finish_line, prepare_line)
@@ -136,7 +136,7 @@ def format_table(rows) -> str:
 
 # ================================================================================================
 def check_hybrid_scorer(p: Prepared, scorer: Scorer, chosen: dict) -> dict:
-    """The product-facing HybridScorer (knowledge_base.fusion) must rank exactly like the bench's
+    """The product-facing HybridScorer (knowledge_base.hybrid) must rank exactly like the bench's
     "default" and "default+clf" columns: build it from the sample KB (through a JSON round trip of
     its state) and compare fused scores on the test questions."""
     fold = p.line.folds[0]

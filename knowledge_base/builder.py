@@ -90,7 +90,7 @@ def fit_hybrid(snap: Snapshot, primary, secondary, questions: list, classifier_m
                stats: dict | None = None, previous: Snapshot | None = None) -> dict:
     """Fit BM25, the per-article classifier (while articles are few enough) and the global score
     statistics (from the calibration questions' texts; no labels needed; or ``stats`` kept as given)."""
-    from .fusion import HybridScorer
+    from .hybrid import HybridScorer
     from .search import PRIMARY, hybrid_layout
 
     layout = hybrid_layout(snap)

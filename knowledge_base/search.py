@@ -53,7 +53,7 @@ class Searcher:
     """Immutable view of one snapshot; safe to share between threads.
 
     Two ways to rank: dense (the primary encoder through the FAISS index; used for very large
-    knowledge bases) and hybrid (knowledge_base.fusion: both encoders, BM25 and a per-article
+    knowledge bases) and hybrid (knowledge_base.hybrid: both encoders, BM25 and a per-article
     classifier, fused on a global scale; chosen by measurement, see README), when the snapshot
     carries a hybrid scorer.
     """
@@ -80,7 +80,7 @@ class Searcher:
             self._groups[art.group][art.locale] = art
         self.hybrid = None
         if snapshot.hybrid is not None:
-            from .fusion import HybridScorer
+            from .hybrid import HybridScorer
 
             layout = hybrid_layout(snapshot)
             vectors = {PRIMARY: snapshot.vectors, **snapshot.extra_vectors}
