@@ -31,12 +31,15 @@ the last message it saw). Client message ids make sends idempotent: they become 
 
 Inbound messages are stored with ``delivery_status = "received"`` and set to "processed" once
 answered; messages a stop or crash left unanswered are answered at the next start.
+
+Code: this module has the routes, the socket's lifecycle and the hello/message frames; the frames,
+the signed identity and one socket's rate limit are in webchat_frames.py; answering and delivery in
+webchat_delivery.py.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import html
 import json
 import logging
@@ -44,24 +47,24 @@ import re
 import secrets
 import time
 from collections import defaultdict
-from datetime import timezone
 from pathlib import Path
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import keys
-from ..i18n import LANGUAGES, TEXTS, t
-from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
+from ..i18n import LANGUAGES
+from ..router import InboundMessage, RouteResult
 from ..store import repository as repo
-from ..store.models import Contact, Conversation, Message
+from ..store.models import Contact, Message
 from ..tasks import SpawnsTasks
-from .base import Channel, DeliveryResult, Recipient
+from .base import Channel
+from .webchat_delivery import WebchatDelivery
+from .webchat_frames import (NAME, RATE_PER_SECOND, SYNC_PAGE, Conn, KeyedLocks, error_frame, identity_problem,
+                             message_frame, ui_language, widget_texts)
 
 log = logging.getLogger(__name__)
 
-NAME = "webchat"
 USER_CHANNEL = "webchat-user"  # identity channel of site-verified user ids
 WS_PATH = "/webhooks/webchat/ws"
 HEALTH_PATH = "/webhooks/webchat/"
@@ -71,146 +74,18 @@ TEXTS_MARKER = "/*@texts*/{}"
 
 MAX_FRAME_BYTES = 64 * 1024  # (at least) larger frames close the socket (1009); texts: MAX_MESSAGE_CHARS
 MAX_TITLE_CHARS = 200
-MAX_USER_ID_CHARS = 255
 HELLO_TIMEOUT_SECONDS = 15.0
 HEARTBEAT_SECONDS = 30.0
-RATE_BURST = 20  # frames a socket may send at once ...
-RATE_PER_SECOND = 5.0  # ... and on average
 MAX_REFUSED_FRAMES = 50  # a socket that keeps flooding past the limit is closed (1008)
 HISTORY_LIMIT = 100  # messages sent to a widget that has none yet
-SYNC_PAGE = 200
 MAX_CONCURRENT_ANSWERS = 32
 STOP_TIMEOUT_SECONDS = 8.0
 
 VISITOR_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def ui_language(value: object) -> str:
-    if isinstance(value, str):
-        base = value.strip().lower().replace("_", "-").split("-")[0]
-        if base in LANGUAGES:
-            return base
-    return LANGUAGES[0]
-
-
-def user_hash(secret: str, user_id: str) -> str:
-    """What a site computes on its server: hex HMAC-SHA256 of the user id, keyed with the secret."""
-    return hmac.new(secret.encode("utf-8"), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def identity_problem(secret: str, user_id: object, user_hash_: object) -> str | None:
-    """Why a signed identity cannot be trusted (None: it is verified). Compared in constant time."""
-    if not secret:
-        return "identity verification is not configured on this server (WIDGET_IDENTITY_SECRET is empty)"
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS or _CONTROL.search(user_id):
-        return f"'user_id' must be a string of 1 to {MAX_USER_ID_CHARS} characters"
-    if not isinstance(user_hash_, str) or not HASH_RE.fullmatch(user_hash_):
-        return "'user_hash' must be the hex HMAC-SHA256 of 'user_id' (64 hex digits)"
-    if not hmac.compare_digest(user_hash(secret, user_id), user_hash_.lower()):
-        return "'user_hash' does not match 'user_id'"
-    return None
-
-
-def error_frame(code: str, message: str, client_id: str | None = None) -> dict:
-    frame = {"type": "error", "code": code, "message": message}
-    if client_id is not None:
-        frame["id"] = client_id
-    return frame
-
-
-def message_frame(m: Message) -> dict:
-    meta = m.meta or {}
-    role = m.sender_type if m.sender_type in ("customer", "bot", "agent", "system") else "bot"
-    text = m.text
-    if role == "customer" and isinstance(meta.get("title"), str) and meta["title"]:
-        text = meta["title"]  # a quick reply: the customer saw (and sees) its title, not the payload
-    at = m.created_at
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    frame: dict = {"type": "message", "id": m.public_id, "role": role, "text": text,
-                   "at": at.isoformat() if at else None}
-    buttons = []
-    for b in m.buttons or []:
-        if isinstance(b, dict) and (b.get("payload") or b.get("title")):
-            buttons.append({"title": str(b.get("title") or b.get("payload")),
-                            "payload": str(b.get("payload") or b.get("title"))})
-    if buttons:
-        frame["buttons"] = buttons
-    if role == "customer" and isinstance(meta.get("client_id"), str):
-        frame["client_id"] = meta["client_id"]
-    return frame
-
-
-def widget_texts() -> dict[str, dict[str, str]]:
-    return {k: v for k, v in TEXTS.items() if k.startswith("widget_")}
-
-
-class Conn:
-    """One open WebSocket of a visitor."""
-
-    def __init__(self, ws: web.WebSocketResponse):
-        self.ws = ws
-        self.visitor: str | None = None
-        self.contact_pk: int | None = None
-        self.language = LANGUAGES[0]
-        self.user_id: str | None = None
-        self.cursor = 0  # id of the last message sent to this socket
-        self.sync_lock = asyncio.Lock()
-        self.send_lock = asyncio.Lock()
-        self.tokens = float(RATE_BURST)
-        self.refilled = time.monotonic()
-        self.refused = 0
-
-    async def send(self, frame: dict) -> bool:
-        if self.ws.closed:
-            return False
-        try:
-            async with self.send_lock:
-                await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
-            return True
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("webchat: send failed: %s", exc)
-            return False
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(float(RATE_BURST), self.tokens + (now - self.refilled) * RATE_PER_SECOND)
-        self.refilled = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class _KeyedLocks:
-    def __init__(self):
-        self._locks: dict[object, list] = {}
-
-    def __call__(self, key):
-        return _KeyedLock(self, key)
-
-
-class _KeyedLock:
-    def __init__(self, owner: _KeyedLocks, key):
-        self.owner, self.key = owner, key
-
-    async def __aenter__(self):
-        entry = self.owner._locks.setdefault(self.key, [asyncio.Lock(), 0])
-        entry[1] += 1
-        await entry[0].acquire()
-
-    async def __aexit__(self, *exc):
-        entry = self.owner._locks[self.key]
-        entry[0].release()
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self.owner._locks[self.key]
-
-
-class WebchatChannel(SpawnsTasks, Channel):
+class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
     _task_label = "webchat"
     name = NAME
 
@@ -221,7 +96,7 @@ class WebchatChannel(SpawnsTasks, Channel):
         self._by_contact: dict[int, set[Conn]] = defaultdict(set)
         self._conns: set[Conn] = set()
         self._busy: dict[int, int] = defaultdict(int)  # contact -> messages being answered
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
         self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
         self._tasks: set[asyncio.Task] = set()
         self._inflight: set[str] = set()
@@ -551,138 +426,3 @@ class WebchatChannel(SpawnsTasks, Channel):
             if c.contact_pk is None:
                 self._attach(c, ident.contact_id)
         return ident.contact_id
-
-    # answering
-
-    def _schedule(self, accepted: Accepted, contact_pk: int) -> None:
-        if accepted.message_id in self._inflight or self._stopping:
-            return
-        self._inflight.add(accepted.message_id)
-        self._spawn(self._process(accepted, contact_pk))
-
-    async def _resume_if_stuck(self, message_public_id: str) -> None:
-        if message_public_id in self._inflight:
-            return
-        async with self.sessionmaker() as session:
-            m = await repo.find_message_by_public_id(session, message_public_id)
-            if m is None or m.delivery_status != "received":
-                return
-            conv = await session.get(Conversation, m.conversation_id)
-            contact = await session.get(Contact, conv.contact_id)
-        self._schedule(self._accepted_from_row(m, conv, contact), contact.id)
-
-    @staticmethod
-    def _accepted_from_row(m: Message, conv: Conversation, contact: Contact) -> Accepted:
-        meta = m.meta or {}
-        visitor = (m.platform_message_id or "").split(":", 1)[0]
-        inbound = InboundMessage(channel=NAME, source_id=visitor, text=m.text or "",
-                                 platform_message_id=m.platform_message_id, language_hint=meta.get("hint"),
-                                 verified_user_id=meta.get("user_id"))
-        return Accepted(inbound, conv.id, conv.public_id, contact.public_id, m.public_id, conv.status, conv.language)
-
-    async def _recover(self) -> None:
-        async with self.sessionmaker() as session:
-            rows = await repo.inbound_in_state(session, NAME, "received")
-        if rows:
-            log.info("webchat: answering %d message(s) left unanswered by the last stop", len(rows))
-        for m, conv, contact in rows:
-            self._schedule(self._accepted_from_row(m, conv, contact), contact.id)
-
-    async def _process(self, accepted: Accepted, contact_pk: int) -> None:
-        bot_turn = accepted.status not in ("pending", "open")
-        self._busy[contact_pk] += 1
-        try:
-            if bot_turn:
-                await self._broadcast(contact_pk, {"type": "typing", "on": True})
-            async with self._semaphore, self._locks(contact_pk):
-                try:
-                    await self.app[keys.ROUTER].process(accepted)
-                except AssistantUnavailable:
-                    await self._store_notice(accepted, "assistant_unavailable")
-                except Exception:  # noqa: BLE001 - the customer is told; the message is kept
-                    log.exception("webchat: answering message %s failed", accepted.message_id)
-                    await self._store_notice(accepted, "assistant_unavailable")
-                async with self.sessionmaker() as session:
-                    await repo.set_message_status(session, accepted.message_id, "processed")
-                    await session.commit()
-        finally:
-            self._inflight.discard(accepted.message_id)
-            self._busy[contact_pk] -= 1
-            still_busy = self._busy[contact_pk] > 0
-            if not still_busy:
-                del self._busy[contact_pk]
-            await self._sync_contact(contact_pk)
-            if bot_turn and not still_busy:
-                await self._broadcast(contact_pk, {"type": "typing", "on": False})
-
-    async def _store_notice(self, accepted: Accepted, key: str) -> None:
-        async with self.sessionmaker() as session:
-            conv = await session.get(Conversation, accepted.conversation_pk)
-            repo.add_message(session, conv, direction="out", sender_type="system", text=t(key, conv.language),
-                             meta={"in_reply_to": accepted.message_id, "text_key": key})
-            await session.commit()
-
-    # delivery
-
-    async def _sync(self, conn: Conn) -> None:
-        """Send the socket every message of its visitor it has not been sent yet, from the database."""
-        if conn.contact_pk is None:
-            return
-        async with conn.sync_lock:
-            while not conn.ws.closed:
-                async with self.sessionmaker() as session:
-                    rows = await repo.contact_messages(session, conn.contact_pk, NAME, after_id=conn.cursor,
-                                                       limit=SYNC_PAGE)
-                for m in rows:
-                    if m.id <= conn.cursor:
-                        continue
-                    if not await conn.send(message_frame(m)):
-                        return
-                    conn.cursor = m.id
-                if len(rows) < SYNC_PAGE:
-                    return
-
-    async def _sync_contact(self, contact_pk: int) -> int:
-        conns = [c for c in self._by_contact.get(contact_pk, ()) if not c.ws.closed]
-        await asyncio.gather(*(self._sync(c) for c in conns), return_exceptions=True)
-        return len(conns)
-
-    async def _broadcast(self, contact_pk: int, frame: dict) -> None:
-        conns = list(self._by_contact.get(contact_pk, ()))
-        await asyncio.gather(*(c.send(frame) for c in conns), return_exceptions=True)
-
-    async def typing(self, recipient: Recipient, on: bool) -> bool:
-        """Show (or hide) that someone of the team is typing, on every open widget of the visitor."""
-        async with self.sessionmaker() as session:
-            conv = (await session.execute(
-                select(Conversation).where(Conversation.public_id == recipient.conversation_id)
-            )).scalar_one_or_none()
-        if conv is None or conv.channel != NAME:
-            return False
-        conns = [c for c in self._by_contact.get(conv.contact_id, ()) if not c.ws.closed]
-        await self._broadcast(conv.contact_id, {"type": "typing", "on": bool(on), "by": "agent"})
-        return bool(conns)
-
-    async def deliver(self, recipient: Recipient, replies: list[Reply], *, message_ids: list[str] | None = None,
-                      sender_type: str = "agent") -> DeliveryResult:
-        """Push messages to every open widget of the recipient's visitor (all tabs; for a verified user
-        all browsers). Each reply is stored as an outbound message of the conversation (with
-        ``sender_type``) unless ``message_ids`` names messages the caller stored already. With no
-        widget open, ``delivered`` is False (error "offline"): the messages stay in the database and
-        go out when the visitor's widget reconnects."""
-        async with self.sessionmaker() as session:
-            conv = (await session.execute(
-                select(Conversation).where(Conversation.public_id == recipient.conversation_id)
-            )).scalar_one_or_none()
-            if conv is None or conv.channel != NAME:
-                return DeliveryResult(False, [], "unknown_conversation")
-            try:
-                rows = await repo.messages_to_deliver(session, conv, replies, message_ids, sender_type)
-            except repo.UnknownMessage:
-                return DeliveryResult(False, [], "unknown_message")
-            contact_pk = conv.contact_id
-        ids = [r.public_id for r in rows]
-        reached = await self._sync_contact(contact_pk)
-        if not reached:
-            return DeliveryResult(False, ids, "offline")
-        return DeliveryResult(True, ids)

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot import keys
 from bot.app import create_app
 from bot.channels.base import Recipient
-from bot.channels.webchat import user_hash
+from bot.channels.webchat_frames import user_hash
 from bot.router import InboundMessage, Reply
 from bot.settings import Settings
 from bot.stack import free_port
