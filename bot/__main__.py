@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 from knowledge_base.config import PROJECT_ROOT, SettingsError
 

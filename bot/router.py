@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -18,6 +19,9 @@ from knowledge_base.language import detect, normalise_hint
 from .rasa_client import RasaClient, RasaUnavailable
 from .store import repository as repo
 from .store.models import Conversation, Message
+
+if TYPE_CHECKING:
+    from .handoff.desk import Desk
 
 log = logging.getLogger(__name__)
 

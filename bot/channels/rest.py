@@ -112,7 +112,7 @@ MAX_WAIT_SECONDS = 25.0
 
 
 def _iso(dt) -> str | None:
-    from ..handoff.desk import iso
+    from ..handoff.common import iso
 
     return iso(dt)
 

@@ -53,7 +53,7 @@ async def _session(settings):
 
 
 async def _import(settings, args) -> int:
-    from ..handoff.desk import Actor
+    from ..handoff.common import Actor
     from ..inbox.accounts import find_by_email
     from . import store, transfer
 

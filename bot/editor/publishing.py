@@ -23,10 +23,10 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import keys
-from ..handoff.desk import Actor
+from ..handoff.common import Actor
 from ..settings import Settings
 from ..store.models import Agent, KbArticle, KbArticleVersion
 from . import store

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.articles import Article
 
-from ..handoff.desk import Actor, aware
+from ..handoff.common import Actor, aware
 from ..store.models import Agent, KbArticle, KbArticleVersion, KbAuditEntry, KbReview
 
 STATUSES = ("draft", "in_review", "published", "archived")

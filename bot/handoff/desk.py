@@ -26,8 +26,7 @@ import logging
 import re
 import statistics
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,14 +36,13 @@ from ..i18n import t
 from ..store import repository as repo
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
 from . import webhooks
+from .common import (BOT, ONLINE_SECONDS, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,
+                     HandoffError, NotFound, aware, iso, message_dict, priority_of, utcnow)
 from .hours import BusinessHours
 from .hub import Hub
 
 log = logging.getLogger(__name__)
 
-BOT, PENDING, OPEN, RESOLVED = "bot", "pending", "open", "resolved"
-WITH_A_PERSON = (PENDING, OPEN)
-ONLINE_SECONDS = 60  # an agent whose inbox sent a heartbeat this recently is online
 WAIT_SAMPLE = 20  # recent claims the wait estimate is the median of ...
 WAIT_MIN_SAMPLES = 3  # ... when there are at least this many ...
 WAIT_WINDOW = timedelta(days=7)  # ... in this window
@@ -52,89 +50,6 @@ TYPING_SECONDS = 6.0  # a typing indicator lasts this long unless renewed
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 4000
-
-
-class HandoffError(Exception):
-    status = 400
-
-    def __init__(self, message: str, **extra):
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
-
-
-class NotFound(HandoffError):
-    status = 404
-
-
-class Conflict(HandoffError):
-    status = 409
-
-
-class Forbidden(HandoffError):
-    status = 403
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The agent doing something (a snapshot, detached from any session)."""
-    id: int
-    public_id: str
-    name: str
-    email: str
-    role: str
-
-    @classmethod
-    def of(cls, agent: Agent) -> "Actor":
-        return cls(agent.id, agent.public_id, agent.name, agent.email, agent.role)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def public(self) -> dict:
-        return {"id": self.public_id, "name": self.name, "email": self.email}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive (they are stored in UTC)."""
-    if dt is None:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
-
-
-def iso(dt: datetime | None) -> str | None:
-    dt = aware(dt)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
-
-
-def priority_of(event: dict) -> int:
-    if event.get("sentiment") == "negative" or event.get("reason") == "frustration":
-        return 2
-    if event.get("reason") == "not_helpful":
-        return 1
-    return 0
-
-
-def message_dict(m: Message) -> dict:
-    meta = m.meta or {}
-    out = {"id": m.public_id, "direction": m.direction, "sender_type": m.sender_type, "channel": m.channel,
-           "text": m.text, "created_at": iso(m.created_at), "delivery_status": m.delivery_status}
-    if m.buttons:
-        out["buttons"] = [{"title": b.get("title"), "payload": b.get("payload")} for b in m.buttons
-                          if isinstance(b, dict)]
-    if m.sender_type == "agent":
-        out["agent"] = {"id": meta.get("agent_id"), "name": meta.get("agent_name")}
-    return out
-
-
-def note_dict(n: ConversationNote, agent: Agent | None) -> dict:
-    return {"id": n.public_id, "text": n.text, "created_at": iso(n.created_at),
-            "agent": {"id": agent.public_id, "name": agent.name} if agent else None}
 
 
 class Desk(SpawnsTasks):
@@ -413,8 +328,6 @@ class Desk(SpawnsTasks):
         return summary
 
     async def reply(self, conversation_id: str, agent: Actor, text: str) -> dict:
-        from ..router import Reply
-
         text = (text or "").strip()
         if not text:
             raise HandoffError("the reply is empty")

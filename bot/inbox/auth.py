@@ -26,7 +26,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 
 from .. import keys
-from ..handoff.desk import Actor, aware
+from ..handoff.common import Actor, aware
 from ..store.models import Agent, AgentSession
 
 COOKIE = "inbox_session"

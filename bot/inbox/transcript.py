@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..handoff.desk import OPEN, PENDING, RESOLVED, Desk, iso, message_dict, note_dict
+from ..handoff.common import OPEN, PENDING, RESOLVED, iso, message_dict, note_dict
+from ..handoff.desk import Desk
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
 
 VIEWS = ("queue", "mine", "open", "resolved")

@@ -41,7 +41,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select, update
 
 from .. import keys
-from ..handoff.desk import ONLINE_SECONDS, HandoffError, aware
+from ..handoff.common import ONLINE_SECONDS, HandoffError, aware
 from ..store.models import Agent, Conversation
 from . import accounts, auth, transcript
 

@@ -450,7 +450,7 @@ async def test_an_admin_exports_and_deletes_a_contact(gateway, agents):
 
 
 async def test_retention_deletes_old_conversations_nobody_works_on(gateway, agents):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timezone
 
     from sqlalchemy import select, update
 

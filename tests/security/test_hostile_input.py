@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from http.cookiejar import CookieJar
@@ -178,7 +179,6 @@ def signed(raw: bytes) -> str:
                                                     "entry": st.lists(json_values, max_size=3)}),
        signature=st.sampled_from(["valid", "missing", "forged", "other-body"]))
 def test_whatsapp_webhook(server, payload, signature):
-    import urllib.parse  # noqa: F401
 
     raw = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
@@ -239,4 +239,3 @@ def test_every_editor_operation(server, editor, data):
         assert server.count("kb_article_versions") == before, "a refused request wrote a version"
 
 
-import urllib.parse  # noqa: E402
