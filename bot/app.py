@@ -104,9 +104,17 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_routes(privacy.routes())  # /api/admin/contacts/{id}: export and delete (GDPR)
     app.cleanup_ctx.append(privacy.retention_ctx)  # RETENTION_DAYS
+    from . import dashboard, events
+
+    app.router.add_routes(dashboard.routes())  # /dashboard and /api/admin/metrics, customer counts
+
+    app.cleanup_ctx.append(events.broker_ctx)  # EVENT_BROKER_URL: the event stream to RabbitMQ
     from .inbox import views as inbox
 
     inbox.setup(app)  # /inbox and /api/inbox
+    from .inbox import identity_views
+
+    app.router.add_routes(identity_views.routes())  # confirm an email (links contacts), admins' merges and undo
     from .editor import routes as editor
 
     editor.setup(app)  # /api/editor, /api/openapi.json, seeding, live publishing

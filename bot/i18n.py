@@ -277,6 +277,74 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Bu makale mevcut değil veya artık yayında değil.",
         "ja": "この記事は存在しないか、公開が終了しました。",
     },
+    # --- the satisfaction survey after an agent resolved a conversation (bot/surveys.py) ---
+    "survey_csat": {
+        "en": "How satisfied are you with the help you got? (1 = very dissatisfied, 5 = very satisfied)",
+        "de": "Wie zufrieden sind Sie mit der Hilfe, die Sie bekommen haben? (1 = sehr unzufrieden, 5 = sehr zufrieden)",
+        "tr": "Aldığınız destekten ne kadar memnunsunuz? (1 = hiç memnun değilim, 5 = çok memnunum)",
+        "ja": "今回のサポートにどの程度満足されましたか？（1 = とても不満、5 = とても満足）",
+    },
+    "survey_nps": {
+        "en": "How likely are you to recommend us to a friend or colleague? (0 = not at all likely, 10 = extremely likely)",
+        "de": "Wie wahrscheinlich ist es, dass Sie uns einem Freund oder Kollegen empfehlen? (0 = überhaupt nicht, 10 = äußerst wahrscheinlich)",
+        "tr": "Bizi bir arkadaşınıza veya iş arkadaşınıza tavsiye etme olasılığınız nedir? (0 = hiç olası değil, 10 = çok olası)",
+        "ja": "当社を友人や同僚に薦める可能性はどのくらいありますか？（0 = まったくない、10 = 非常に高い）",
+    },
+    "survey_nps_type": {  # WhatsApp shows at most 10 choices: the customer types the number
+        "en": "Please reply with a number from 0 to 10.",
+        "de": "Bitte antworten Sie mit einer Zahl von 0 bis 10.",
+        "tr": "Lütfen 0 ile 10 arasında bir sayı ile yanıtlayın.",
+        "ja": "0から10までの数字でご返信ください。",
+    },
+    "survey_comment": {
+        "en": "Thank you! Is there anything you would like to tell us? Write it here, or tap Skip.",
+        "de": "Vielen Dank! Möchten Sie uns noch etwas mitteilen? Schreiben Sie es hier oder tippen Sie auf Überspringen.",
+        "tr": "Teşekkürler! Bize iletmek istediğiniz bir şey var mı? Buraya yazın ya da Geç'e dokunun.",
+        "ja": "ありがとうございます！ほかにお伝えいただきたいことはありますか？こちらにご記入いただくか、「スキップ」を押してください。",
+    },
+    "survey_skip": {  # a button title (at most 20 characters)
+        "en": "Skip",
+        "de": "Überspringen",
+        "tr": "Geç",
+        "ja": "スキップ",
+    },
+    "survey_thanks": {
+        "en": "Thank you for your feedback! If you need anything else, just write again.",
+        "de": "Vielen Dank für Ihr Feedback! Wenn Sie noch etwas brauchen, schreiben Sie einfach wieder.",
+        "tr": "Geri bildiriminiz için teşekkürler! Başka bir şeye ihtiyacınız olursa tekrar yazmanız yeterli.",
+        "ja": "フィードバックをありがとうございました！ほかにご用があれば、またメッセージをお送りください。",
+    },
+    # --- greeting a returning customer (bot/returning.py) ---
+    "returning_greeting": {
+        "en": "Welcome back! Last time you asked about “{topic}”. Is this about that?",
+        "de": "Willkommen zurück! Beim letzten Mal ging es um „{topic}“. Geht es wieder darum?",
+        "tr": "Tekrar hoş geldiniz! Geçen sefer “{topic}” hakkında sormuştunuz. Yine bununla mı ilgili?",
+        "ja": "おかえりなさい！前回は「{topic}」についてお問い合わせいただきました。今回もその件でしょうか？",
+    },
+    "returning_greeting_order": {
+        "en": "Welcome back! Last time you asked about “{topic}” (order {order}). Is this about that?",
+        "de": "Willkommen zurück! Beim letzten Mal ging es um „{topic}“ (Bestellung {order}). Geht es wieder darum?",
+        "tr": "Tekrar hoş geldiniz! Geçen sefer “{topic}” hakkında sormuştunuz (sipariş {order}). Yine bununla mı ilgili?",
+        "ja": "おかえりなさい！前回は「{topic}」（注文番号 {order}）についてお問い合わせいただきました。今回もその件でしょうか？",
+    },
+    "returning_yes": {  # a button title (at most 20 characters)
+        "en": "Yes, about that",
+        "de": "Ja, darum",
+        "tr": "Evet, bununla ilgili",
+        "ja": "はい、その件です",
+    },
+    "returning_no": {  # a button title (at most 20 characters)
+        "en": "No, something new",
+        "de": "Nein, etwas Neues",
+        "tr": "Hayır, yeni bir konu",
+        "ja": "いいえ、別の件です",
+    },
+    "returning_new": {
+        "en": "All right! What can I do for you?",
+        "de": "Alles klar! Was kann ich für Sie tun?",
+        "tr": "Tamam! Size nasıl yardımcı olabilirim?",
+        "ja": "承知しました！どのようなご用件でしょうか？",
+    },
 }
 
 

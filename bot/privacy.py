@@ -23,12 +23,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import keys
-from .store.models import (Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message,
-                           WebhookOutbox)
+from .store.models import (Contact, ContactIdentity, ContactMerge, Conversation, ConversationEvent, ConversationNote,
+                           EventStreamEntry, Message, SurveyResponse, WebhookOutbox)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,10 @@ async def export_contact(session: AsyncSession, contact: Contact) -> dict:
                                         .order_by(ConversationEvent.id))).scalars()
         notes = (await session.execute(select(ConversationNote).where(ConversationNote.conversation_id == c.id)
                                        .order_by(ConversationNote.id))).scalars()
+        survey = (await session.execute(select(SurveyResponse).where(SurveyResponse.conversation_id == c.id))).scalar()
         out.append({"id": c.public_id, "channel": c.channel, "status": c.status, "language": c.language,
+                    "survey": {"csat": survey.csat, "nps": survey.nps, "comment": survey.comment,
+                               "stage": survey.stage} if survey else None,
                     "created_at": _iso(c.created_at), "handoff": c.handoff,
                     "messages": [{"id": m.public_id, "direction": m.direction, "sender": m.sender_type, "text": m.text,
                                   "buttons": m.buttons, "custom": m.custom, "at": _iso(m.created_at)} for m in msgs],
@@ -107,8 +110,11 @@ async def _in_thread(fn, *args):
 
 async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: str) -> dict:
     public_id, pk = contact.public_id, contact.id
+    # contacts merged into this one talked to Rasa under their own ids
+    merged_ids = list((await session.execute(select(ContactMerge.merged_public_id).where(
+        ContactMerge.kept_contact_id == pk, ContactMerge.undone_at.is_(None)))).scalars())
     # Rasa's copy first: if that fails, the contact is still here and the command can be run again.
-    rasa_events = await _in_thread(delete_tracker_events, tracker_url, [public_id])
+    rasa_events = await _in_thread(delete_tracker_events, tracker_url, [public_id, *merged_ids])
     conv_ids = [c for c in (await session.execute(select(Conversation.public_id)
                                                   .where(Conversation.contact_id == pk))).scalars()]
     counts = {"conversations": len(conv_ids),
@@ -118,10 +124,17 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
               if any(x in json.dumps(row.payload) for x in [public_id, *conv_ids])]
     if outbox:
         await session.execute(delete(WebhookOutbox).where(WebhookOutbox.id.in_(outbox)))
-    for model in (ConversationNote, ConversationEvent, Message):  # explicit, whatever the database's FK setting
+    for model in (ConversationNote, ConversationEvent, SurveyResponse, Message):  # whatever the FK setting
         await session.execute(delete(model).where(model.conversation_id.in_(
             select(Conversation.id).where(Conversation.contact_id == pk))))
+    counts["event_stream_rows"] = (await session.execute(delete(EventStreamEntry).where(or_(
+        EventStreamEntry.contact_id == public_id, EventStreamEntry.conversation_id.in_(conv_ids))))).rowcount
     await session.execute(delete(Conversation).where(Conversation.contact_id == pk))
+    # merges this contact took part in hold a snapshot of the merged contact: they go too
+    await session.execute(delete(ContactMerge).where(or_(ContactMerge.kept_contact_id == pk,
+                                                         ContactMerge.kept_public_id == public_id,
+                                                         ContactMerge.merged_public_id == public_id)))
+    counts["merges"] = len(merged_ids)
     await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id == pk))
     await session.execute(delete(Contact).where(Contact.id == pk))
     await session.commit()
@@ -148,8 +161,10 @@ async def apply_retention(session: AsyncSession, days: int, tracker_url: str, no
     senders = [c for c in (await session.execute(select(Contact.public_id).where(Contact.id.in_(
         select(Conversation.contact_id).where(Conversation.id.in_(old)))))).scalars()]
     ids = [i for i in (await session.execute(old)).scalars()]
-    for model in (ConversationNote, ConversationEvent, Message):
+    public = [c for c in (await session.execute(select(Conversation.public_id).where(Conversation.id.in_(ids)))).scalars()]
+    for model in (ConversationNote, ConversationEvent, SurveyResponse, Message):
         await session.execute(delete(model).where(model.conversation_id.in_(ids)))
+    await session.execute(delete(EventStreamEntry).where(EventStreamEntry.conversation_id.in_(public)))
     await session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
     await session.commit()
     rasa = await _in_thread(delete_tracker_events, tracker_url, senders, cutoff.timestamp())
@@ -209,8 +224,26 @@ async def api_delete(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def api_events(request: web.Request) -> web.Response:
+    """The event stream (bot.events) from the table, in order: ?after=<last id seen>&limit=<1..1000>."""
+    from . import events
+
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        return web.json_response({"error": "after and limit must be integers"}, status=400)
+    if after < 0 or not 1 <= limit <= 1000:
+        return web.json_response({"error": "after must be >= 0 and limit between 1 and 1000"}, status=400)
+    async with request.app[keys.SESSIONMAKER]() as session:
+        rows = await events.read(session, after, limit)
+    return web.json_response({"events": rows, "next_after": rows[-1]["id"] if rows else after},
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.get("/api/admin/contacts/{id}/export", _admin()(api_export)),
+    return [web.get("/api/admin/events", _admin()(api_events)),
+            web.get("/api/admin/contacts/{id}/export", _admin()(api_export)),
             web.delete("/api/admin/contacts/{id}", _admin()(api_delete))]
 
 

@@ -150,6 +150,12 @@ class Router:
             current = await session.get(Conversation, conv_pk)
             if current is not None:
                 status = current.status
+        if status == "resolved":
+            # Only a survey answer is stored in a resolved conversation: its reply is stored with it.
+            async with self.sessionmaker() as session:
+                stored = await repo.find_message_by_public_id(session, message_public)
+                replies = [Reply.from_message(m) for m in await repo.replies_to(session, stored)] if stored else []
+            return RouteResult(conv_public, message_public, replies, language=language, status=status)
         if status in ("pending", "open"):
             # A person has (or will have) this conversation: the bot stays silent. Only an answer to
             # the hand-off's own question (an email address while pending) is acknowledged.
@@ -216,15 +222,23 @@ class Router:
                     return await self._duplicate_result(session, dup)
             contact = await repo.get_or_create_contact(session, msg.channel, msg.source_id,
                                                        verified=bool(msg.verified_user_id), name=msg.profile_name)
-            conv = await repo.current_conversation(session, contact, msg.channel)
-            detection = detect(msg.text, previous=conv.language, hint=normalise_hint(msg.language_hint, self.languages),
-                               supported=self.languages, default=self.languages[0])
-            conv.language = detection.lang
+            # An answer to a satisfaction survey belongs to the resolved conversation it was asked in.
+            survey = await self.desk.surveys.intercept(session, contact, msg.channel, msg.text)
+            if survey is not None:
+                conv, lang = survey.conversation, survey.conversation.language
+            else:
+                conv = await repo.current_conversation(session, contact, msg.channel)
+                lang = detect(msg.text, previous=conv.language, hint=normalise_hint(msg.language_hint, self.languages),
+                              supported=self.languages, default=self.languages[0]).lang
+                conv.language = lang
             m = repo.add_message(session, conv, direction="in", sender_type="customer", text=msg.text or None,
-                                 meta={k: v for k, v in {"language": detection.lang, "hint": msg.language_hint,
+                                 meta={k: v for k, v in {"language": lang, "hint": msg.language_hint,
                                                          **(msg.metadata or {})}.items() if v is not None},
                                  platform_message_id=msg.platform_message_id)
             m.delivery_status = inbound_status
+            if survey is not None:
+                await session.flush()
+                self.desk.surveys.answer(session, survey, m)
             try:
                 await session.commit()
             except IntegrityError:

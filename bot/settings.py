@@ -90,6 +90,15 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                       "limit (the default: behind a load balancer every customer shares its address)."),
     "RETENTION_DAYS": ("0", "Delete conversations (and their Rasa tracker events) whose last message is older than this "
                             "many days and that no person is working on; checked hourly. 0: keep forever."),
+    "SURVEY": ("csat", "Satisfaction survey after an agent resolves a conversation: csat (1-5, then an optional "
+                       "comment), csat,nps (NPS 0-10 in between) or off."),
+    "SURVEY_HOURS": ("24", "A survey question waits this many hours for its answer; later messages go to the bot."),
+    "EVENT_BROKER_URL": ("", "amqp://user:password@host:5672/ of a RabbitMQ the event stream is published to (and "
+                             "Rasa's own tracker events); empty: the stream is only the event_stream table "
+                             "(GET /api/admin/events)."),
+    "EVENT_BROKER_QUEUE": ("support_events", "The durable queue the gateway publishes the event stream to."),
+    "RASA_EVENT_QUEUE": ("rasa_events", "The queue Rasa's pika event broker publishes its tracker events to "
+                                        "(EVENT_BROKER_URL set)."),
     "REDIS_URL": ("", "redis://host:port/db shared by several gateway replicas (rate limits hold across them); "
                       "empty: in-process."),
 }
@@ -224,7 +233,31 @@ def _limit_settings(env: dict) -> dict:
     return {"rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
             "rate_limit_ip_per_minute": int(_positive(env, "RATE_LIMIT_IP_PER_MINUTE", int)),
             "redis_url": redis_url,
-            "retention_days": int(_positive(env, "RETENTION_DAYS", int))}
+            "retention_days": int(_positive(env, "RETENTION_DAYS", int)),
+            **_survey_settings(env)}
+
+
+def _survey_settings(env: dict) -> dict:
+    from .surveys import SURVEY_KINDS
+
+    kind = ",".join(x.strip() for x in _get(env, "SURVEY").lower().split(",") if x.strip())
+    if kind not in SURVEY_KINDS:
+        raise SettingsError(f"SURVEY must be one of {', '.join(SURVEY_KINDS)}, got {kind!r}")
+    hours = float(_positive(env, "SURVEY_HOURS"))
+    if hours <= 0:
+        raise SettingsError("SURVEY_HOURS must be more than 0")
+    broker = env.get("EVENT_BROKER_URL", "").strip()
+    if broker:
+        u = urlparse(broker)
+        if u.scheme not in ("amqp", "amqps") or not u.hostname:
+            raise SettingsError(f"EVENT_BROKER_URL must be empty or amqp://user:password@host:port/, got {u.scheme}://...")
+    queues = {}
+    for key in ("EVENT_BROKER_QUEUE", "RASA_EVENT_QUEUE"):
+        q = _get(env, key).strip()
+        if not q or len(q) > 200:
+            raise SettingsError(f"{key} must be a queue name of 1-200 characters")
+        queues[key.lower()] = q
+    return {"survey": kind, "survey_hours": hours, "event_broker_url": broker, **queues}
 
 
 @dataclass(frozen=True)
@@ -285,6 +318,11 @@ class Settings:
     rate_limit_ip_per_minute: int = 0
     redis_url: str = field(default="", repr=False)
     retention_days: int = 0
+    survey: str = "csat"
+    survey_hours: float = 24.0
+    event_broker_url: str = field(default="", repr=False)
+    event_broker_queue: str = "support_events"
+    rasa_event_queue: str = "rasa_events"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from knowledge_base.config import PROJECT_ROOT
 
@@ -144,6 +144,12 @@ def write_rasa_config(settings: Settings, var_dir: Path) -> tuple[Path, Path]:
         u = urlparse(settings.rasa_lock_store_url)
         endpoints["lock_store"] = {"type": "redis", "url": u.hostname or "127.0.0.1", "port": u.port or 6379,
                                    "db": int((u.path or "/0").lstrip("/") or 0), "key_prefix": "selfservice"}
+    if settings.event_broker_url:  # Rasa's own tracker events, through its pika event broker
+        u = urlparse(settings.event_broker_url)
+        endpoints["event_broker"] = {"type": "pika", "url": u.hostname, "port": u.port or 5672,
+                                     "username": unquote(u.username or "guest"),
+                                     "password": unquote(u.password or "guest"),
+                                     "queues": [settings.rasa_event_queue]}
     ep = rasa_dir / "endpoints.yml"
     ep.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
     cred = rasa_dir / "credentials.yml"

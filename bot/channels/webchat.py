@@ -351,6 +351,12 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
             await conn.send({"type": "typing", "on": True})
 
     def _attach(self, conn: Conn, contact_pk: int) -> None:
+        if conn.contact_pk is not None and conn.contact_pk != contact_pk:  # merged into another contact
+            peers = self._by_contact.get(conn.contact_pk)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self._by_contact[conn.contact_pk]
         conn.contact_pk = contact_pk
         self._by_contact[contact_pk].add(conn)
 
@@ -423,6 +429,6 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
         if ident is None:
             return None
         for c in list(self._by_visitor.get(visitor, ())):
-            if c.contact_pk is None:
+            if c.contact_pk != ident.contact_id:  # not yet attached, or its contact was merged (bot.identity)
                 self._attach(c, ident.contact_id)
         return ident.contact_id

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..tasks import SpawnsTasks
 from ..i18n import t
 from ..store import repository as repo
+from ..surveys import Surveys
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
 from . import webhooks
 from .common import (BOT, ONLINE_SECONDS, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,
@@ -55,8 +56,9 @@ MAX_NOTE_CHARS = 4000
 class Desk(SpawnsTasks):
     _task_label = "hand-off desk"
     def __init__(self, sessionmaker: async_sessionmaker, *, hours: BusinessHours | None = None,
-                 webhook_url: str = "", webhook_secret: str = "", clock=utcnow):
+                 webhook_url: str = "", webhook_secret: str = "", surveys: Surveys | None = None, clock=utcnow):
         self.sessionmaker = sessionmaker
+        self.surveys = surveys or Surveys(clock=clock)
         self.hours = hours or BusinessHours.parse("always", "UTC")
         self.hub = Hub()
         self.webhook_url = webhook_url
@@ -69,7 +71,8 @@ class Desk(SpawnsTasks):
     @classmethod
     def from_settings(cls, sessionmaker: async_sessionmaker, settings) -> "Desk":
         return cls(sessionmaker, hours=BusinessHours.parse(settings.business_hours, settings.business_timezone),
-                   webhook_url=settings.outgoing_webhook_url, webhook_secret=settings.outgoing_webhook_secret)
+                   webhook_url=settings.outgoing_webhook_url, webhook_secret=settings.outgoing_webhook_secret,
+                   surveys=Surveys.from_settings(settings))
 
     async def start(self) -> None:
         await self.webhooks.start()
@@ -423,13 +426,16 @@ class Desk(SpawnsTasks):
                 raise await self._conflict(session, conv, doing)
             conv = await self._conversation(session, conversation_id, fresh=True)
             repo.add_event(session, conv, "status", {"from": was, "to": to, "agent_id": agent.public_id})
-            notice = self._notice(session, conv, notice_key)
+            notices = [self._notice(session, conv, notice_key)]
+            if to == RESOLVED:
+                notices.append(self.surveys.start(session, conv))
+            notices = [m for m in notices if m is not None]
             payload = await self._webhook_payload(session, conv, agent=agent.public(), previous_status=was)
             webhooks.enqueue(session, self.webhook_url, event, payload)
             await session.commit()
             summary = await self.summary(session, conv)
         self._typing.pop(conversation_id, None)
-        self._after(conv, [notice], summary)
+        self._after(conv, notices, summary)
         return summary
 
     async def hand_back(self, conversation_id: str, agent: Actor) -> dict:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from ..handoff.common import OPEN, PENDING, RESOLVED, iso, message_dict, note_dict
 from ..handoff.desk import Desk
+from .. import churn
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
 
 VIEWS = ("queue", "mine", "open", "resolved")
@@ -90,7 +91,9 @@ async def conversation_detail(session, desk: Desk, conv: Conversation) -> dict:
     for n, agent in notes:
         timeline.append({"kind": "note", "conversation_id": by_pk[n.conversation_id].public_id, **note_dict(n, agent)})
     timeline.sort(key=lambda x: x.get("created_at") or "")
+    risk = (await churn.scores(session, [contact.id]))[contact.id]
     return {
+        "churn_risk": risk,
         "conversation": summary,
         "contact": {**(summary["contact"] or {}),
                     "identities": [{"channel": i.channel, "verified": i.verified} for i in identities],

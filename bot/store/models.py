@@ -162,3 +162,72 @@ class WebhookOutbox(Base):
 
 # --- the editors' workspace (migration 0005_editor): its models live in their own module ---------
 from .editor_models import KbArticle, KbArticleVersion, KbAuditEntry, KbReview  # noqa: E402,F401
+
+# --- surveys and insights (migration 0006_insights) ----------------------------------------------
+
+SURVEY_STAGES = ("csat", "nps", "comment", "done", "abandoned")
+
+
+class SurveyResponse(Base):
+    """One satisfaction survey after an agent resolved a conversation (bot.surveys): the stage says
+    which question waits for an answer."""
+    __tablename__ = "survey_responses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))
+    stage: Mapped[str] = mapped_column(String(16), default="csat")
+    with_nps: Mapped[bool] = mapped_column(Boolean, default=False)
+    csat: Mapped[int | None] = mapped_column(Integer)
+    nps: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EventStreamEntry(Base):
+    """Every conversation event, in order, for a company's warehouse (bot.events): read it from this
+    table (GET /api/admin/events?after=N) or have it published to a broker (EVENT_BROKER_URL)."""
+    __tablename__ = "event_stream"
+    __table_args__ = (Index("ix_event_stream_unpublished", "published_at", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    type: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[str | None] = mapped_column(String(32), index=True)  # Conversation.public_id
+    contact_id: Mapped[str | None] = mapped_column(String(32), index=True)  # Contact.public_id
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerCount(Base):
+    """Customers at the start and end of a period (and those gained), entered or imported by an admin:
+    the churn-rate formulas of the dashboard (bot.metrics) use them."""
+    __tablename__ = "customer_counts"
+    __table_args__ = (UniqueConstraint("period_start", "period_end", name="uq_customer_counts_period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_start: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    period_end: Mapped[str] = mapped_column(String(10))
+    customers_start: Mapped[int] = mapped_column(Integer)
+    customers_end: Mapped[int] = mapped_column(Integer)
+    new_customers: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ContactMerge(Base):
+    """Two contacts found to be one person through a verified identity (bot.identity): the merged
+    contact's rows moved to the kept one. The snapshot is what an admin's undo puts back."""
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    kept_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    kept_public_id: Mapped[str] = mapped_column(String(32))
+    merged_public_id: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # confirmed_email
+    identity: Mapped[str] = mapped_column(String(400))  # the shared identity, channel:source_id
+    actor: Mapped[str | None] = mapped_column(String(200))  # the agent who confirmed, or None (the site's proof)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undone_by: Mapped[str | None] = mapped_column(String(200))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Contact, ContactIdentity, Conversation, ConversationEvent, Message, utcnow
+from .. import events
+from .models import Contact, ContactIdentity, Conversation, ConversationEvent, Message, new_public_id, utcnow
 
 
 async def get_or_create_contact(session: AsyncSession, channel: str, source_id: str, *,
@@ -38,6 +39,7 @@ async def current_conversation(session: AsyncSession, contact: Contact, channel:
     conv = Conversation(contact_id=contact.id, channel=channel, status="bot")
     session.add(conv)
     await session.flush()
+    events.record(session, conv, "conversation.created", {"channel": channel}, contact_id=contact.public_id)
     return conv
 
 
@@ -60,15 +62,19 @@ def add_message(session: AsyncSession, conversation: Conversation, *, direction:
                 meta: dict | None = None, platform_message_id: str | None = None) -> Message:
     msg = Message(conversation_id=conversation.id, direction=direction, sender_type=sender_type,
                   channel=conversation.channel, text=text, buttons=buttons or None, custom=custom,
-                  meta=meta or None, platform_message_id=platform_message_id)
+                  meta=meta or None, platform_message_id=platform_message_id, public_id=new_public_id())
     session.add(msg)
     conversation.last_message_at = utcnow()
+    events.record(session, conversation, f"message.{direction}", {
+        "message_id": msg.public_id, "sender_type": sender_type, "channel": conversation.channel, "text": text,
+        "buttons": buttons or None, "custom": custom, "language": (meta or {}).get("language") or conversation.language})
     return msg
 
 
 def add_event(session: AsyncSession, conversation: Conversation, type_: str, data: dict) -> ConversationEvent:
     ev = ConversationEvent(conversation_id=conversation.id, type=type_, data=data)
     session.add(ev)
+    events.record(session, conversation, f"event.{type_}", data)
     return ev
 
 

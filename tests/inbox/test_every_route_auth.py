@@ -15,7 +15,7 @@ PUBLIC = {  # (method, path): reachable without signing in, on purpose
     ("GET", "/healthz"), ("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("GET", "/staff/static/{name}"),
     ("POST", "/api/inbox/login"),
     ("GET", "/editor"), ("GET", "/editor/static/{name}"), ("GET", "/api/openapi.json"),
-    ("GET", "/help/{locale}/{group}"),
+    ("GET", "/help/{locale}/{group}"), ("GET", "/dashboard"), ("GET", "/dashboard/static/{name}"),
 }
 ROLES = ("agent", "admin", "editor")
 

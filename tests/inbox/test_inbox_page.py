@@ -46,3 +46,18 @@ def test_the_editor_page_has_its_texts_and_no_html_sinks_either():
     for source in (js, (staff / "staff.js").read_text(encoding="utf-8")):
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
             assert sink not in source, sink
+
+
+def test_the_dashboard_page_has_its_texts_and_no_html_sinks_either():
+    dash = WEB.parent / "dashboard"
+    texts = json.loads((dash / "texts.json").read_text(encoding="utf-8"))
+    assert set(texts["en"]) == set(texts["de"]), set(texts["en"]) ^ set(texts["de"])
+    js = (dash / "dashboard.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'\bt\("([a-z_0-9]+)"', js)) | set(re.findall(r'key: "([a-z_0-9]+)"', js)) | \
+        set(re.findall(r'data-t="([a-z_0-9]+)"', (dash / "index.html").read_text(encoding="utf-8")))
+    used = {k for k in used if not k.endswith("_")} | {f"level_{x}" for x in ("high", "medium", "low", "none")} | \
+        {f"kpi_{k}" for k in ("conversations", "containment", "handoff", "fcr", "first_response", "resolution",
+                              "csat", "nps", "unanswered")}
+    assert not used - set(texts["en"]), used - set(texts["en"])
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in js, sink

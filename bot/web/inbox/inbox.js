@@ -228,7 +228,21 @@
     $("composer").classList.toggle("note-mode", mode === "note");
   }
   function renderContext() {
-    const c = state.detail.conversation, h = c.handoff;
+    const c = state.detail.conversation, h = c.handoff, risk = state.detail.churn_risk;
+    const riskBox = $("churn-risk");
+    riskBox.hidden = !risk || risk.level === "none";
+    if (risk && risk.level !== "none") {
+      riskBox.className = "churn-risk level-" + risk.level;
+      riskBox.replaceChildren(el("strong", "", t("churn_risk", { level: t("risk_" + risk.level), score: risk.score })));
+      const ul = el("ul");
+      for (const s of risk.signals) ul.append(el("li", "", s.reason));
+      riskBox.append(ul);
+    }
+    if ($("confirm-email").dataset.conversation !== c.id) {  // a newly opened conversation
+      $("confirm-email").dataset.conversation = c.id;
+      $("confirm-email").value = ((h && h.captured && h.captured.email) || (c.contact && c.contact.email) || "");
+      $("confirm-email-result").textContent = "";
+    }
     $("context").hidden = !h;
     if (!h) return;
     $("context-summary").textContent = h.summary || "";
@@ -332,6 +346,15 @@
       if (err.status === 409) openConversation(state.current, true);
       return null;
     }
+  }
+  // The agent checked the customer's address: it links this contact with one that has the same
+  // confirmed address (bot/identity.py); the timeline then shows both.
+  async function confirmEmail(ev) {
+    ev.preventDefault();
+    const email = $("confirm-email").value.trim();
+    if (!email || !state.current) return;
+    const data = await act("confirm-email", { email });
+    if (data) $("confirm-email-result").textContent = data.merged ? t("email_linked") : t("email_confirmed");
   }
   async function send(ev) {
     ev.preventDefault();
@@ -455,6 +478,7 @@
     $("handback-button").addEventListener("click", () => act("handback"));
     $("resolve-button").addEventListener("click", () => act("resolve"));
     $("composer").addEventListener("submit", send);
+    $("confirm-email-form").addEventListener("submit", confirmEmail);
     $("composer-text").addEventListener("input", typing);
     $("composer-text").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) send(e); });
     for (const r of document.querySelectorAll("input[name=mode]")) r.addEventListener("change", () => { state.noteChosen = r.value === "note" && r.checked; updateHint(); });
