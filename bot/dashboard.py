@@ -41,11 +41,15 @@ def _json(data) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
-async def _numbers(request: web.Request) -> dict | web.Response:
+def _filters(request: web.Request) -> metrics.Filters:
     try:
-        f = metrics.Filters.parse(request.query)
+        return metrics.Filters.parse(request.query)
     except metrics.MetricsError as exc:
-        return _error(400, str(exc))
+        raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
+
+
+async def _numbers(request: web.Request) -> dict:
+    f = _filters(request)
     async with request.app[keys.SESSIONMAKER]() as session:
         facts = await metrics.conversation_facts(session, f)
         out = metrics.aggregate(facts, f)
@@ -81,8 +85,7 @@ async def drivers(app: web.Application, facts: list[dict]) -> dict:
 
 @auth.require("admin")
 async def api_metrics(request: web.Request) -> web.Response:
-    out = await _numbers(request)
-    return out if isinstance(out, web.Response) else _json(out)
+    return _json(await _numbers(request))
 
 
 def _csv_rows(data: dict, table: str) -> list[list]:
@@ -129,10 +132,7 @@ async def api_metrics_csv(request: web.Request) -> web.Response:
     if table not in ("summary", "daily", "conversations"):
         return _error(400, "'table' must be summary, daily or conversations")
     if table == "conversations":
-        try:
-            f = metrics.Filters.parse(request.query)
-        except metrics.MetricsError as exc:
-            return _error(400, str(exc))
+        f = _filters(request)
         async with request.app[keys.SESSIONMAKER]() as session:
             facts = await metrics.conversation_facts(session, f)
         head = ["conversation", "channel", "language", "created_at", "handed_off", "reason", "resolved_by_agent",
@@ -146,8 +146,6 @@ async def api_metrics_csv(request: web.Request) -> web.Response:
         name = f"conversations-{f.start}-{f.end}.csv"
     else:
         data = await _numbers(request)
-        if isinstance(data, web.Response):
-            return data
         rows = _csv_rows(data, table)
         name = f"{table}-{data['period']['from']}-{data['period']['to']}.csv"
     buf = io.StringIO()

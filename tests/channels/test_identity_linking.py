@@ -5,38 +5,23 @@ one customer and the agent sees both channels in one timeline; an admin undoes t
 pair is not merged again; an address the customer merely typed links nothing."""
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 import pytest
 
+from bot.channels.webchat_frames import user_hash
 from bot.inbox import accounts
 from bot.keys import SESSIONMAKER
 
 from ..inbox.conftest import PASSWORD, AgentClient
 from .test_webchat_protocol import SECRET, SITE, ask, connect
-from .test_whatsapp_channel import FakeRasa, Gateway, PHONE_ID, TOKEN, VERIFY, WhatsAppSimulator, wa, wait_until
-from .test_whatsapp_channel import SECRET as WA_SECRET
-from bot.channels.webchat_frames import user_hash
+from .test_whatsapp_channel import wa, wait_until, whatsapp_gateway
 
 
 @pytest.fixture
 async def gw(tmp_path):
-    rasa = FakeRasa()
-    await rasa.start()
-    sim = WhatsAppSimulator(webhook_url="http://127.0.0.1:1/unset", app_secret=WA_SECRET, access_token=TOKEN,
-                            phone_number_id=PHONE_ID, verify_token=VERIFY)
-    await sim.start()
-    gateway = Gateway(tmp_path, rasa, sim)
-    gateway.settings = dataclasses.replace(gateway.settings, widget_identity_secret=SECRET,
-                                           widget_allowed_origins=(SITE,))
-    await gateway.start()
-    try:
+    async with whatsapp_gateway(tmp_path, widget_identity_secret=SECRET, widget_allowed_origins=(SITE,)) as gateway:
         yield gateway
-    finally:
-        await gateway.stop()
-        await sim.stop()
-        await rasa.stop()
 
 
 async def staff(gw, role: str = "agent") -> AgentClient:

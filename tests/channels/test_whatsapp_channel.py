@@ -5,6 +5,8 @@ deterministically. tests/channels/test_whatsapp_stack.py runs the same contract 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -121,14 +123,17 @@ async def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def gw(tmp_path):
+@contextlib.asynccontextmanager
+async def whatsapp_gateway(tmp_path, **settings):
+    """The gateway between the simulator and the scripted Rasa; ``settings`` replace Settings fields."""
     rasa = FakeRasa()
     await rasa.start()
     sim = WhatsAppSimulator(webhook_url="http://127.0.0.1:1/unset", app_secret=SECRET, access_token=TOKEN,
                             phone_number_id=PHONE_ID, verify_token=VERIFY)
     await sim.start()
     gateway = Gateway(tmp_path, rasa, sim)
+    if settings:
+        gateway.settings = dataclasses.replace(gateway.settings, **settings)
     await gateway.start()
     try:
         yield gateway
@@ -136,6 +141,12 @@ async def gw(tmp_path):
         await gateway.stop()
         await sim.stop()
         await rasa.stop()
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    async with whatsapp_gateway(tmp_path) as gateway:
+        yield gateway
 
 
 def wa() -> str:

@@ -3,36 +3,25 @@ CSAT as an interactive list in the customer's language, NPS typed (WhatsApp list
 the comment, and nothing sent to the bot."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
+from sqlalchemy import update
 
 from bot import keys
 from bot.handoff.common import Actor
 from bot.i18n import t
 from bot.inbox import accounts
+from bot.store.models import Conversation
 from bot.surveys import payload
 
-from .test_whatsapp_channel import FakeRasa, Gateway, WhatsAppSimulator, PHONE_ID, SECRET, TOKEN, VERIFY, wa, wait_until
+from .test_whatsapp_channel import wa, wait_until, whatsapp_gateway
 
 
 @pytest.fixture
 async def gw(tmp_path):
-    rasa = FakeRasa()
-    await rasa.start()
-    sim = WhatsAppSimulator(webhook_url="http://127.0.0.1:1/unset", app_secret=SECRET, access_token=TOKEN,
-                            phone_number_id=PHONE_ID, verify_token=VERIFY)
-    await sim.start()
-    gateway = Gateway(tmp_path, rasa, sim)
-    gateway.settings = dataclasses.replace(gateway.settings, survey="csat,nps")
-    await gateway.start()
-    try:
+    async with whatsapp_gateway(tmp_path, survey="csat,nps") as gateway:
         yield gateway
-    finally:
-        await gateway.stop()
-        await sim.stop()
-        await rasa.stop()
 
 
 async def resolve(gw, user: str) -> None:
@@ -44,7 +33,9 @@ async def resolve(gw, user: str) -> None:
     with gw.db() as db:
         conv = db.execute("SELECT c.public_id FROM conversations c JOIN contact_identities i ON i.contact_id = "
                           "c.contact_id WHERE i.source_id = ?", (user,)).fetchone()[0]
-        db.execute("UPDATE conversations SET status = 'pending' WHERE public_id = ?", (conv,))
+    async with gw.app[keys.SESSIONMAKER]() as session:  # queued for a person (through the app's own engine)
+        await session.execute(update(Conversation).where(Conversation.public_id == conv).values(status="pending"))
+        await session.commit()
     await router.desk.claim(conv, Actor.of(agent))
     await router.desk.resolve(conv, Actor.of(agent))
 
@@ -52,10 +43,10 @@ async def resolve(gw, user: str) -> None:
 async def test_csat_as_a_list_nps_typed_and_a_comment_in_german(gw):
     assert gw.settings.survey == "csat,nps"
     user = wa()
-    await gw.sim.send_text(user, "Wo ist mein Paket?", name="Ada")
+    await gw.sim.send_text(user, "Guten Tag, wo ist mein Paket? Ich warte schon seit einer Woche darauf.", name="Ada")
     await wait_until(lambda: len(gw.sim.messages_to(user)) == 2)
     with gw.db() as db:
-        db.execute("UPDATE conversations SET language = 'de'")
+        assert db.execute("SELECT language FROM conversations").fetchone()[0] == "de"
     await resolve(gw, user)  # the customer is told an agent joined, then that the conversation is closed
     await wait_until(lambda: len(gw.sim.messages_to(user)) == 5, what="notices and the CSAT question")
     notice, question = [m["payload"] for m in gw.sim.messages_to(user)[3:]]
@@ -85,8 +76,8 @@ async def test_csat_as_a_list_nps_typed_and_a_comment_in_german(gw):
         row = db.execute("SELECT csat, nps, comment, stage, channel, language FROM survey_responses").fetchone()
         n_conv = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
     assert tuple(row) == (4, 8, "Schnelle Hilfe, danke!", "done", "whatsapp", "de") and n_conv == 1
-    assert [r["message"] for r in gw.rasa.received] == ["Wo ist mein Paket?"]
+    assert [r["message"] for r in gw.rasa.received] == ["Guten Tag, wo ist mein Paket? Ich warte schon seit einer Woche darauf."]
     # the stored inbound answer is the button's payload, not its title
     inbound = [r["text"] for r in gw.rows(user, "in")]
-    assert inbound == ["Wo ist mein Paket?", payload("csat", 4), "8", "Schnelle Hilfe, danke!"]
+    assert inbound[1:] == [payload("csat", 4), "8", "Schnelle Hilfe, danke!"]
     assert json.loads(inbound[1][len("/survey"):]) == {"q": "csat", "score": 4}

@@ -34,17 +34,6 @@
     $("app-view").hidden = false;
     await load();
   }
-  async function login(ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    try {
-      const data = await api("POST", "/api/inbox/login", { email: $("login-email").value, password: $("login-password").value });
-      $("login-password").value = "";
-      await signedIn(data);
-    } catch (err) {
-      $("login-error").textContent = err.status === 403 ? t("login_disabled") : err.status === 429 ? t("login_throttled") : t("login_failed");
-    }
-  }
 
   // --- loading ---------------------------------------------------------------------------------
   function query() {
@@ -227,7 +216,7 @@
     const today = new Date().toISOString().slice(0, 10);
     const monthAgo = new Date(Date.now() - 29 * 86400000).toISOString().slice(0, 10);
     $("f-from").value = monthAgo; $("f-to").value = today;
-    $("login-form").addEventListener("submit", login);
+    Staff.bindLogin(t, api, signedIn);
     $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
     $("count-form").addEventListener("submit", saveCount);
     $("import-form").addEventListener("submit", importCounts);

@@ -82,17 +82,6 @@
     if (first) select.appendChild(first);
     for (const v of values) { const o = el("option", null, label ? label(v) : v); o.value = v; select.appendChild(o); }
   }
-  async function login(ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    try {
-      const data = await api("POST", "/api/inbox/login", { email: $("login-email").value, password: $("login-password").value });
-      $("login-password").value = "";
-      await signedIn(data);
-    } catch (err) {
-      $("login-error").textContent = err.status === 403 ? t("login_disabled") : err.status === 429 ? t("login_throttled") : t("login_failed");
-    }
-  }
 
   // --- the list ------------------------------------------------------------------------------
   async function refreshList() {
@@ -342,7 +331,7 @@
     state.lang = saved || ((navigator.language || "en").toLowerCase().startsWith("de") ? "de" : "en");
     applyTexts();
     $("lang-select").addEventListener("change", () => { state.lang = $("lang-select").value; localStorage.setItem("editor-lang", state.lang); applyTexts(); if (state.article) show(state.article); });
-    $("login-form").addEventListener("submit", login);
+    Staff.bindLogin(t, api, signedIn);
     $("logout-button").addEventListener("click", async () => { try { await api("POST", "/api/inbox/logout"); } catch (e) { /* anyway */ } signedOut(); });
     $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); refreshList(); });
     $("new-button").addEventListener("click", newArticle);

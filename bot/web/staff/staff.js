@@ -1,4 +1,4 @@
-// Shared by the staff pages (/inbox, /editor): UI texts, a DOM helper and the JSON API call with the
+// Shared by the staff pages (/inbox, /editor, /dashboard): UI texts, a DOM helper and the JSON API call with the
 // session's CSRF token. Loaded before each page's own script (both with defer, so in order).
 "use strict";
 
@@ -48,5 +48,21 @@ window.Staff = (function () {
     }
     return data;
   }
-  return { translator, applyTexts, el, api };
+  // The sign-in form every staff page has (#login-form, #login-email, #login-password, #login-error):
+  // signs in through /api/inbox/login and hands the answer to onSignedIn.
+  function bindLogin(t, api, onSignedIn) {
+    const $ = (id) => document.getElementById(id);
+    $("login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $("login-error").textContent = "";
+      try {
+        const data = await api("POST", "/api/inbox/login", { email: $("login-email").value, password: $("login-password").value });
+        $("login-password").value = "";
+        await onSignedIn(data);
+      } catch (err) {
+        $("login-error").textContent = err.status === 403 ? t("login_disabled") : err.status === 429 ? t("login_throttled") : t("login_failed");
+      }
+    });
+  }
+  return { translator, applyTexts, el, api, bindLogin };
 })();
