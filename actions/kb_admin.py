@@ -7,6 +7,8 @@ action server has the encoders, the gateway has none):
       the answer: {"changed", "version", "articles", "entries", "embedded_vectors", "ms"}.
       An unchanged set answers at once with "changed": false. Serialised by an asyncio lock and a
       file lock on the index folder (several replicas share one folder).
+  POST /kb/sentiment {"texts": [...]} -> {"results": [{"label", "p_negative", "p_positive", "severity"}]}
+      (knowledge_base.sentiment; 503 while the model is still being trained)
   POST /kb/try   {"question", "language"?, "draft"?: article}
       -> {"current": result, "with_draft": result | null} where result is
       {"decision", "hits": [{"article_id", "group", "title", "locale", "score", "link"}], "version"};
@@ -53,6 +55,36 @@ def _authorised(request) -> bool:
     expected = internal_token()
     supplied = request.headers.get("authorization", "")
     return bool(expected) and hmac.compare_digest(supplied.encode(), f"Bearer {expected}".encode())
+
+
+_sentiment: dict = {}
+_sentiment_lock = threading.Lock()
+
+
+def sentiment_model():
+    """(model, encoder), or (None, None) while the model is trained (in a thread, once) because the
+    cache (``python -m bot setup`` builds it) was missing."""
+    if "model" in _sentiment:
+        return _sentiment["model"], _sentiment["encoder"]
+
+    def build():
+        from knowledge_base import sentiment
+        from knowledge_base.encoders import load_encoder
+
+        try:
+            encoder = load_encoder("use-multilingual", 1)
+            model = sentiment.ensure_model(encoder, log=log.info)
+            _sentiment.update(model=model, encoder=encoder)
+        except Exception:  # noqa: BLE001 - answered 503; tried again on the next request
+            log.exception("sentiment model could not be loaded")
+        finally:
+            _sentiment.pop("building", None)
+
+    with _sentiment_lock:
+        if "building" not in _sentiment and "model" not in _sentiment:
+            _sentiment["building"] = True
+            threading.Thread(target=build, name="sentiment", daemon=True).start()
+    return None, None
 
 
 def _articles(raw) -> list[Article]:
@@ -147,10 +179,11 @@ def _result(result, draft_id: str | None) -> dict:
 
 
 def register(app) -> None:
-    """Add /kb/sync, /kb/try and /kb/embed to the action server's Sanic app."""
+    """Add /kb/sync, /kb/try, /kb/embed and /kb/sentiment to the action server's Sanic app."""
     from sanic import response
 
     admin = IndexAdmin()
+    sentiment_model()  # load (or train) the sentiment model now, in a thread, not at the first message
     # A sync usually takes a second or two, but one that must rebuild (the current snapshot was built
     # another way, e.g. dense, so there are no vectors or statistics to reuse) can take minutes.
     app.config.RESPONSE_TIMEOUT = max(app.config.RESPONSE_TIMEOUT, 900)
@@ -199,6 +232,22 @@ def register(app) -> None:
         vectors = await asyncio.get_running_loop().run_in_executor(
             None, lambda: kb.encoder.encode([t[:500] for t in texts]) if texts else [])
         return response.json({"encoder": kb.encoder.name, "vectors": [[round(float(x), 6) for x in v] for v in vectors]})
+
+    @app.post("/kb/sentiment")
+    async def kb_sentiment(request):
+        """Sentiment and severity of customer messages (knowledge_base.sentiment), for the gateway."""
+        body, err = await body_of(request)
+        if err:
+            return err
+        texts = body.get("texts")
+        if not isinstance(texts, list) or not texts or len(texts) > 100 or not all(isinstance(t, str) for t in texts):
+            return response.json({"error": "'texts' must be a list of 1 to 100 strings"}, status=400)
+        model, encoder = sentiment_model()
+        if model is None:
+            return response.json({"error": "the sentiment model is still being trained"}, status=503)
+        results = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: model.predict(encoder.encode([t[:1000] for t in texts])))
+        return response.json({"results": results})
 
     @app.post("/kb/try")
     async def kb_try(request):

@@ -49,13 +49,14 @@ def cmd_serve(args) -> int:
 
 
 def cmd_setup(args) -> int:
-    from .stack import ensure_index, ensure_model
+    from .stack import ensure_index, ensure_model, ensure_sentiment
 
     settings = _settings()
     t0 = time.time()
     try:
         _, trained = ensure_model()
         built = ensure_index(settings)
+        ensure_sentiment()
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: set-up failed: {exc}", file=sys.stderr)
         return 1
@@ -65,13 +66,14 @@ def cmd_setup(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .stack import Stack, ensure_index, ensure_model, summary
+    from .stack import Stack, ensure_index, ensure_model, ensure_sentiment, summary
 
     settings = _settings()
     t0 = time.time()
     try:
         model, _ = ensure_model()
         ensure_index(settings)
+        ensure_sentiment()
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: set-up failed: {exc}", file=sys.stderr)
         return 1

@@ -41,14 +41,22 @@ async def _clients(app: web.Application):
     app[keys.HTTP] = http
     desk = Desk.from_settings(app[keys.SESSIONMAKER], settings)
     desk.channels = app[keys.CHANNELS]  # the inbox reaches customers through the channel registry
-    app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk)
+    app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk,
+                              returning_days=settings.returning_days)
     await desk.start()  # the outgoing webhook's sender
+    if settings.sentiment:
+        from .editor.publishing import client
+        from .sentiment import SentimentTagger
+
+        app[keys.ROUTER].sentiment = SentimentTagger(app[keys.SESSIONMAKER], client(app))
     # Load the language detector's models off the event loop before the first message needs them.
     from knowledge_base.language import detect
 
     await asyncio.get_running_loop().run_in_executor(None, detect, "warm up the detector", None, None,
                                                      settings.languages)
     yield
+    if app[keys.ROUTER].sentiment is not None:
+        await app[keys.ROUTER].sentiment.stop()
     await desk.stop()
     await rasa.close()
     await http.close()

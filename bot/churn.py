@@ -3,7 +3,8 @@ conversation panel) and managers (the dashboard's list of customers at risk), al
 
 Over the contact's conversations of the last ``WINDOW_DAYS`` (30) days, each signal adds its points once:
 
-    anger             3  the bot handed off for frustration, or saw negative sentiment
+    anger             3  the bot handed off for frustration, or saw negative sentiment, or a message
+                         of the customer was tagged negative with high severity (bot.sentiment)
     cancel_refund     3  the customer asked to cancel, for a refund or for a discount (words in en, de,
                          tr, ja: CANCEL_WORDS) ...
     renewal_near      2  ... and the contact's ``renewal_date`` attribute is within 30 days
@@ -69,9 +70,11 @@ async def scores(session: AsyncSession, contact_pks: list[int], now: datetime | 
     if ids:
         for ev in (await session.execute(select(ConversationEvent).where(
                 ConversationEvent.conversation_id.in_(ids),
-                ConversationEvent.type.in_(("handoff", "kb_answer", "kb_feedback"))))).scalars():
+                ConversationEvent.type.in_(("handoff", "kb_answer", "kb_feedback", "sentiment"))))).scalars():
             x, d = facts[conv_contact[ev.conversation_id]], ev.data or {}
             if ev.type == "handoff" and (d.get("reason") == "frustration" or d.get("sentiment") == "negative"):
+                x["anger"] += 1
+            elif ev.type == "sentiment" and d.get("severity") == "high":
                 x["anger"] += 1
             elif ev.type == "kb_answer" and d.get("decision") == "handoff":
                 x["unresolved_convs"].add(ev.conversation_id)
@@ -96,7 +99,7 @@ async def scores(session: AsyncSession, contact_pks: list[int], now: datetime | 
             signals.append({"signal": name, "points": POINTS[name], "reason": reason})
 
         if x["anger"]:
-            add("anger", "the customer was upset (hand-off for frustration or negative sentiment)")
+            add("anger", "the customer was upset (hand-off for frustration, or a very negative message)")
         if x["cancel"]:
             add("cancel_refund", f"asked to cancel, for a refund or a discount: \"{x['cancel'][-1][:80]}\"")
             renewal = _renewal(contacts[pk], now) if pk in contacts else None

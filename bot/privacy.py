@@ -241,8 +241,41 @@ async def api_events(request: web.Request) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+async def api_contact_attributes(request: web.Request) -> web.Response:
+    """PATCH {"renewal_date": "YYYY-MM-DD" | null}: what a shop's integration knows about the customer
+    (the churn-risk score uses a renewal date within 30 days, bot.churn)."""
+    from datetime import date
+
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict) or not body or set(body) - {"renewal_date"}:
+        return web.json_response({"error": "only 'renewal_date' can be set"}, status=400)
+    value = body["renewal_date"]
+    if value is not None:
+        try:
+            value = date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+        except ValueError:
+            value = None
+        if value is None:
+            return web.json_response({"error": "'renewal_date' must be a date like 2026-12-31, or null"}, status=400)
+    async with request.app[keys.SESSIONMAKER]() as session:
+        try:
+            contact = await find_contact(session, request.match_info["id"])
+        except NotFound as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        attrs = {k: v for k, v in (contact.attributes or {}).items() if k != "renewal_date"}
+        if value is not None:
+            attrs["renewal_date"] = value
+        contact.attributes = attrs
+        await session.commit()
+        return web.json_response({"contact": contact.public_id, "renewal_date": value})
+
+
 def routes() -> list[web.RouteDef]:
     return [web.get("/api/admin/events", _admin()(api_events)),
+            web.patch("/api/admin/contacts/{id}", _admin()(api_contact_attributes)),
             web.get("/api/admin/contacts/{id}/export", _admin()(api_export)),
             web.delete("/api/admin/contacts/{id}", _admin()(api_delete))]
 

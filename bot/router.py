@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from knowledge_base.language import detect, normalise_hint
 
+from . import returning
+from .i18n import t
 from .rasa_client import RasaClient, RasaUnavailable
 from .store import repository as repo
 from .store.models import Conversation, Message
@@ -95,12 +97,14 @@ def is_internal_event(custom: object) -> bool:
 
 class Router:
     def __init__(self, sessionmaker: async_sessionmaker, rasa: RasaClient, languages: tuple[str, ...],
-                 desk: "Desk | None" = None):
+                 desk: "Desk | None" = None, returning_days: int = 30):
         from .handoff.desk import Desk
 
         self.sessionmaker = sessionmaker
         self.rasa = rasa
         self.languages = languages
+        self.returning_days = returning_days  # RETURNING_DAYS: greet a returning customer (bot.returning)
+        self.sentiment = None  # bot.sentiment.SentimentTagger (create_app sets it unless SENTIMENT=off)
         self.desk: Desk = desk or Desk(sessionmaker)
 
     # The status transitions the agent inbox asks for (bot.handoff.desk documents each).
@@ -144,6 +148,8 @@ class Router:
         msg = accepted.message
         conv_pk, conv_public, contact_public = accepted.conversation_pk, accepted.conversation_id, accepted.contact_id
         message_public, status, language = accepted.message_id, accepted.status, accepted.language
+        if self.sentiment is not None:
+            self.sentiment.tag(conv_pk, message_public, msg.text)  # in the background (bot.sentiment)
         async with self.sessionmaker() as session:
             # The status now, not when the message was stored: an earlier message may have been
             # handed off in between.
@@ -162,13 +168,30 @@ class Router:
             replies = await self.desk.while_waiting(conv_pk, message_public, msg.text) if status == "pending" else []
             return RouteResult(conv_public, message_public, replies, language=language, status=status)
 
+        # A returning customer's answer to "Is this about that?" (bot.returning): yes asks the bot the
+        # earlier question again, no is answered here.
+        text_for_bot = msg.text
+        said = returning.parse(msg.text)
+        if said is not None:
+            async with self.sessionmaker() as session:
+                topic = await returning.offered_topic(session, conv_pk)
+                if not (said and topic):
+                    conv = await session.get(Conversation, conv_pk)
+                    m = repo.add_message(session, conv, direction="out", sender_type="system",
+                                         text=t("returning_new", conv.language),
+                                         meta={"in_reply_to": message_public, "text_key": "returning_new"})
+                    await session.commit()
+                    return RouteResult(conv_public, message_public, [Reply.from_message(m)], language=language,
+                                       status=status)
+            text_for_bot = topic
+
         # 2. Ask the assistant.
         metadata = {"channel": msg.channel, "language": language, "language_detected": language,
                     "language_hint": msg.language_hint, "conversation_id": conv_public}
         if msg.verified_user_id:
             metadata["verified_user_id"] = msg.verified_user_id
         try:
-            raw = await self.rasa.send(contact_public, msg.text, metadata)
+            raw = await self.rasa.send(contact_public, text_for_bot, metadata)
         except RasaUnavailable as exc:
             log.warning("assistant unavailable for message %s: %s", message_public, exc)
             async with self.sessionmaker() as session:
@@ -203,6 +226,11 @@ class Router:
                                  custom=custom if isinstance(custom, dict) else None,
                                  meta={"in_reply_to": message_public})
                 replies.append(Reply(text, buttons, custom if isinstance(custom, dict) else None))
+            if handoff_event is None and not silenced and self.returning_days and said is None \
+                    and not returning.answered_from_kb(raw) and await returning.is_first_message(session, conv.id):
+                found = await returning.previous_topic(session, conv, self.returning_days)
+                if found is not None:
+                    replies.append(Reply.from_message(returning.greeting(session, conv, found, message_public)))
             if handoff_event is not None and not silenced:
                 # bot -> pending; the customer is told their place in the queue (after the bot's words)
                 extra = await self.desk.hand_off(session, conv, handoff_event, message_public)

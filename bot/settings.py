@@ -93,6 +93,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SURVEY": ("csat", "Satisfaction survey after an agent resolves a conversation: csat (1-5, then an optional "
                        "comment), csat,nps (NPS 0-10 in between) or off."),
     "SURVEY_HOURS": ("24", "A survey question waits this many hours for its answer; later messages go to the bot."),
+    "SENTIMENT": ("on", "Tag every customer message with its sentiment and severity (on/off), in the background "
+                        "through the action server (knowledge_base/sentiment.py)."),
+    "RETURNING_DAYS": ("30", "A customer whose previous conversation ended less than this many days ago is greeted "
+                             "with its topic (\"Last time you asked about ... Is this about that?\"); 0: never."),
     "EVENT_BROKER_URL": ("", "amqp://user:password@host:5672/ of a RabbitMQ the event stream is published to (and "
                              "Rasa's own tracker events); empty: the stream is only the event_stream table "
                              "(GET /api/admin/events)."),
@@ -257,7 +261,16 @@ def _survey_settings(env: dict) -> dict:
         if not q or len(q) > 200:
             raise SettingsError(f"{key} must be a queue name of 1-200 characters")
         queues[key.lower()] = q
-    return {"survey": kind, "survey_hours": hours, "event_broker_url": broker, **queues}
+    return {"survey": kind, "survey_hours": hours, "event_broker_url": broker, **queues,
+            "returning_days": int(_positive(env, "RETURNING_DAYS", int)),
+            "sentiment": _switch(env, "SENTIMENT")}
+
+
+def _switch(env: dict, key: str) -> bool:
+    raw = _get(env, key).strip().lower()
+    if raw not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{key} must be on or off, got {raw!r}")
+    return raw in ("on", "true", "1", "yes")
 
 
 @dataclass(frozen=True)
@@ -323,6 +336,8 @@ class Settings:
     event_broker_url: str = field(default="", repr=False)
     event_broker_queue: str = "support_events"
     rasa_event_queue: str = "rasa_events"
+    returning_days: int = 30
+    sentiment: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":

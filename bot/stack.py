@@ -121,6 +121,17 @@ def ensure_index(settings: Settings, log=print) -> bool:
     return out.built
 
 
+def ensure_sentiment(log=print) -> bool:
+    """The sentiment model (knowledge_base.sentiment) for the current data: trained when missing."""
+    from knowledge_base import sentiment
+    from knowledge_base.encoders import load_encoder
+
+    if sentiment.model_path().exists():
+        return False
+    sentiment.ensure_model(load_encoder("use-multilingual", 2), log=log)
+    return True
+
+
 def write_rasa_config(settings: Settings, var_dir: Path) -> tuple[Path, Path]:
     """endpoints.yml and credentials.yml for the Rasa server, from the settings."""
     import yaml
@@ -332,6 +343,7 @@ def start_private_stack(prefix: str, extra_env: dict[str, str] | None = None) ->
     settings = Settings.from_env({**os.environ, **env})
     model, _ = ensure_model()
     ensure_index(settings)
+    ensure_sentiment()
     stack = Stack(settings, var)
     stack.build_children(model, env_extra=env)
     stack.start()

@@ -16,7 +16,6 @@ nothing (the bot never sees a survey payload).
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import payloads
 from .handoff.common import aware
 from .i18n import t
 from .store import repository as repo
@@ -34,26 +34,17 @@ SURVEY_KINDS = ("off", "csat", "csat,nps")
 OPEN_STAGES = ("csat", "nps", "comment")
 MAX_COMMENT_CHARS = 2000
 SCALES = {"csat": (1, 5), "nps": (0, 10)}
-PAYLOAD = "/survey"
 _NUMBER = re.compile(r"^\s*(\d{1,2})\s*(?:/\s*(?:5|10))?\s*[.!]?\s*$")
 
 
 def payload(question: str, score: int | None = None) -> str:
-    data = {"q": question} if score is None else {"q": question, "score": score}
-    return PAYLOAD + json.dumps(data, separators=(",", ":"))
+    return payloads.make("survey", {"q": question} if score is None else {"q": question, "score": score})
 
 
 def parse_payload(text: str) -> dict | None:
     """The survey button a text is the payload of, or None."""
-    if not text.startswith(PAYLOAD + "{"):
-        return None
-    try:
-        data = json.loads(text[len(PAYLOAD):])
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("q") not in ("csat", "nps", "skip"):
-        return None
-    return data
+    data = payloads.parse(text, "survey")
+    return data if data is not None and data.get("q") in ("csat", "nps", "skip") else None
 
 
 def parse_answer(stage: str, text: str) -> int | str | None:

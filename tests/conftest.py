@@ -111,7 +111,7 @@ def stack_env(tmp_path_factory, whatsapp_sim_port) -> dict:
 def running_stack(stack_env):
     """The whole product, as `make run` starts it, on free ports and private databases."""
     from bot.settings import Settings
-    from bot.stack import Stack, ensure_index, ensure_model
+    from bot.stack import Stack, ensure_index, ensure_model, ensure_sentiment
 
     import shutil
 
@@ -119,6 +119,7 @@ def running_stack(stack_env):
     # publish snapshots without touching the real one.
     model, _ = ensure_model()
     ensure_index(Settings.from_env({**os.environ}))
+    ensure_sentiment()
     project_index = Settings.from_env({**os.environ}).kb.index_dir
     private_index = Path(stack_env["VAR_DIR"]) / "index"
     shutil.copytree(project_index, private_index)

@@ -134,3 +134,24 @@ def test_healthz_reports_what_is_not_ready_and_recovers(running_stack):
         running_stack.stack.wait_ready(timeout=120)
     status, body = get_json(running_stack.url + "/healthz")
     assert status == 200 and body["status"] == "ok"
+
+
+def test_every_customer_message_is_tagged_with_its_sentiment_in_the_background(running_stack):
+    import json
+    import time
+
+    sender = _sender()
+    status, _ = running_stack.ask(sender, "This is ridiculous, my order is late again and nobody answers!")
+    assert status == 200
+    deadline = time.monotonic() + 60  # the first call may wait for the action server's model
+    while True:
+        with running_stack.db() as db:
+            rows = db.execute("SELECT e.data FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id "
+                              "JOIN contact_identities i ON i.contact_id = c.contact_id WHERE i.source_id = ? "
+                              "AND e.type = 'sentiment'", (sender,)).fetchall()
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(rows) == 1, "the message was not tagged"
+    data = json.loads(rows[0]["data"])
+    assert data["label"] == "negative" and data["severity"] in ("high", "medium") and data["p_negative"] > 0.6

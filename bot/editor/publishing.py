@@ -99,6 +99,9 @@ class KbClient:
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return (await self._post("/kb/embed", {"texts": texts}, TRY_TIMEOUT))["vectors"]
 
+    async def sentiment(self, texts: list[str]) -> dict:
+        return await self._post("/kb/sentiment", {"texts": texts}, TRY_TIMEOUT)
+
     async def try_question(self, question: str, language: str | None, draft: dict | None) -> dict:
         return await self._post("/kb/try", {"question": question, "language": language, "draft": draft},
                                 TRY_TIMEOUT)

@@ -13,7 +13,7 @@ from ..store.models import Agent, Contact, ContactIdentity, Conversation, Conver
 VIEWS = ("queue", "mine", "open", "resolved")
 LIST_LIMIT = 200
 TIMELINE_LIMIT = 2000
-EVENT_TYPES = ("status", "assigned", "handoff", "kb_answer", "kb_feedback", "assistant_unavailable")
+EVENT_TYPES = ("status", "assigned", "handoff", "kb_answer", "kb_feedback", "assistant_unavailable", "sentiment")
 
 
 async def list_conversations(session, desk: Desk, view: str, agent_id: int) -> list[dict]:
@@ -72,10 +72,14 @@ async def conversation_detail(session, desk: Desk, conv: Conversation) -> dict:
                     for a in d.get("articles") or [] if isinstance(a, dict)]
             if d.get("message_id"):
                 articles_for.setdefault(d["message_id"], []).extend(arts[:3] if d.get("decision") != "answer" else arts[:1])
+    feeling = {(ev.data or {}).get("message_id"): {k: (ev.data or {}).get(k) for k in ("label", "severity")}
+               for ev in events if ev.type == "sentiment"}  # bot.sentiment, per customer message
     timeline: list[dict] = []
     answered: set[str] = set()
     for m in messages:
         item = {"kind": "message", "conversation_id": by_pk[m.conversation_id].public_id, **message_dict(m)}
+        if m.public_id in feeling:
+            item["sentiment"] = feeling[m.public_id]
         reply_to = (m.meta or {}).get("in_reply_to")
         if m.sender_type == "bot" and reply_to in articles_for and reply_to not in answered and m.text:
             item["articles"] = articles_for[reply_to]

@@ -16,11 +16,12 @@ from bot.settings import Settings
 from bot.stack import free_port
 
 PASSWORD = "correct horse battery"
+GREETINGS = ("hi", "hallo", "merhaba", "こんにちは")
 
 
 class FakeAssistant:
     """Answers like Rasa's REST channel: "human"/"angry"/"not helpful" hand off (with the bot's
-    structured event), anything else is answered "from the knowledge base". Also the action server's
+    structured event), a bare greeting gets small talk, anything else is answered "from the knowledge base". Also the action server's
     GET /search for canned answers."""
 
     def __init__(self):
@@ -36,6 +37,8 @@ class FakeAssistant:
         if "human" in low or "angry" in low or "not helpful" in low:
             reason = "frustration" if "angry" in low else "not_helpful" if "not helpful" in low else "customer_request"
             captured = {"name": "Cara Customer", "email": "cara@example.com"} if "with email" in low else {}
+            if "order 1234" in low:
+                captured["order_number"] = "1234"
             return web.json_response([
                 {"recipient_id": body["sender"], "text": f"[{lang}] handing over"},
                 {"recipient_id": body["sender"], "custom": {
@@ -44,6 +47,8 @@ class FakeAssistant:
                     "language": lang, "channel": meta.get("channel"), "verified_user_id": None,
                     "sentiment": "negative" if reason == "frustration" else "neutral"}},
             ])
+        if low.strip() in GREETINGS:  # small talk: answered without the knowledge base
+            return web.json_response([{"recipient_id": body["sender"], "text": f"[{lang}] Hello! How can I help?"}])
         return web.json_response([
             {"recipient_id": body["sender"], "text": f"bot: {text}"},
             {"recipient_id": body["sender"], "custom": {

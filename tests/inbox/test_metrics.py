@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -238,3 +238,24 @@ async def test_the_agent_sees_the_churn_risk_of_the_customer_with_its_reasons(ga
     calm = next(c for c in (await ben.get("/api/inbox/conversations?view=queue"))[1]["conversations"] if c["id"] != conv)
     assert (await ben.get(f"/api/inbox/conversations/{calm['id']}"))[1]["churn_risk"] == {
         "score": 0, "level": "none", "signals": []}
+
+
+async def test_an_admin_sets_a_renewal_date_and_a_cancellation_near_it_weighs_more(gateway, agents):
+    ada, ben = agents["ada"], agents["ben"]
+    await gateway.ask("cust-renews", "I want to cancel, talk to a human")
+    conv = (await ben.get("/api/inbox/conversations?view=queue"))[1]["conversations"][0]["id"]
+    before = (await ben.get(f"/api/inbox/conversations/{conv}"))[1]["churn_risk"]
+    assert [s["signal"] for s in before["signals"]] == ["cancel_refund"] and before["score"] == 3
+    soon = (datetime.now(timezone.utc) + timedelta(days=10)).date().isoformat()
+    headers = {"X-CSRF-Token": ada.csrf}
+    async with ada.http.patch(gateway.url + "/api/admin/contacts/rest:cust-renews", json={"renewal_date": soon},
+                              headers=headers) as r:
+        assert r.status == 200 and (await r.json())["renewal_date"] == soon
+    after = (await ben.get(f"/api/inbox/conversations/{conv}"))[1]["churn_risk"]
+    assert [s["signal"] for s in after["signals"]] == ["cancel_refund", "renewal_near"] and after["score"] == 5
+    for bad in ({"renewal_date": "soon"}, {"plan": "gold"}, {}, {"renewal_date": 5}):
+        async with ada.http.patch(gateway.url + "/api/admin/contacts/rest:cust-renews", json=bad, headers=headers) as r:
+            assert r.status == 400, bad
+    async with ben.http.patch(gateway.url + "/api/admin/contacts/rest:cust-renews", json={"renewal_date": None},
+                              headers={"X-CSRF-Token": ben.csrf}) as r:
+        assert r.status == 403

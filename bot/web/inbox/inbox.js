@@ -54,17 +54,6 @@
     loadAgents();
     refreshLists();
   }
-  async function login(ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    try {
-      const data = await api("POST", "/api/inbox/login", { email: $("login-email").value, password: $("login-password").value });
-      $("login-password").value = "";
-      signedIn(data);
-    } catch (err) {
-      $("login-error").textContent = err.status === 403 ? t("login_disabled") : err.status === 429 ? t("login_throttled") : t("login_failed");
-    }
-  }
   async function logout() {
     try { await api("POST", "/api/inbox/logout"); } catch (e) { /* signed out anyway */ }
     signedOut();
@@ -317,6 +306,10 @@
     let status = "";
     if (role === "agent") status = item.delivery_status === "failed" ? " · " + t("delivery_failed") : (item.delivery_status ? " · " + item.delivery_status : "");
     li.append(el("div", "who", who + " · " + clock(item.created_at) + status));
+    if (item.sentiment && (item.sentiment.severity === "high" || item.sentiment.severity === "medium")) {
+      li.classList.add("upset-" + item.sentiment.severity);
+      li.lastChild.append(el("span", "feeling " + item.sentiment.severity, t("upset_" + item.sentiment.severity)));
+    }
     li.append(el("div", "text", item.text || ""));
     if (item.buttons && item.buttons.length) {
       const b = el("div", "buttons");
@@ -468,7 +461,7 @@
       state.lang = $("lang-select").value; localStorage.setItem("inbox-lang", state.lang);
       applyTexts(); renderList(); if (state.detail) { renderHead(); renderContext(); renderTimeline(true); }
     });
-    $("login-form").addEventListener("submit", login);
+    Staff.bindLogin(t, api, signedIn);
     $("logout-button").addEventListener("click", logout);
     $("admin-button").addEventListener("click", () => { $("admin-dialog").showModal(); renderAdmin(); });
     $("add-agent-form").addEventListener("submit", addAgent);
