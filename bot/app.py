@@ -32,6 +32,17 @@ async def _database(app: web.Application):
     await engine.dispose()
 
 
+async def _fanout(app: web.Application):
+    """Events for every gateway replica (bot.fanout): in-process, or through Redis with REDIS_URL."""
+    from .fanout import Fanout
+
+    fanout = Fanout(app[keys.SETTINGS].redis_url, app[keys.SETTINGS].redis_prefix)
+    app[keys.FANOUT] = fanout
+    await fanout.start()
+    yield
+    await fanout.stop()
+
+
 async def _clients(app: web.Application):
     settings = app[keys.SETTINGS]
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_retries)
@@ -41,6 +52,8 @@ async def _clients(app: web.Application):
     app[keys.HTTP] = http
     desk = Desk.from_settings(app[keys.SESSIONMAKER], settings)
     desk.channels = app[keys.CHANNELS]  # the inbox reaches customers through the channel registry
+    desk.hub.fanout = app[keys.FANOUT]  # the inbox's events reach every replica's agents
+    app[keys.FANOUT].on("inbox", desk.hub.publish_local)
     app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk,
                               returning_days=settings.returning_days)
     await desk.start()  # the outgoing webhook's sender
@@ -97,7 +110,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
-    app.cleanup_ctx.extend([_database, limiter_ctx, _clients, _channels])
+    app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels])
     app.router.add_routes(rest.routes())
     for cls in channel_classes():
         if cls.enabled(settings):

@@ -103,8 +103,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "EVENT_BROKER_QUEUE": ("support_events", "The durable queue the gateway publishes the event stream to."),
     "RASA_EVENT_QUEUE": ("rasa_events", "The queue Rasa's pika event broker publishes its tracker events to "
                                         "(EVENT_BROKER_URL set)."),
-    "REDIS_URL": ("", "redis://host:port/db shared by several gateway replicas (rate limits hold across them); "
-                      "empty: in-process."),
+    "REDIS_PREFIX": ("selfservice", "Prefix of this deployment's Redis channel (several deployments may share one Redis)."),
+    "REDIS_URL": ("", "redis://host:port/db shared by several gateway replicas: rate limits hold across them and "
+                      "the inbox's and the widget's real-time events reach every replica (bot/fanout.py); "
+                      "empty: in-process (one gateway)."),
 }
 
 
@@ -234,7 +236,11 @@ def _limit_settings(env: dict) -> dict:
     redis_url = env.get("REDIS_URL", "").strip()
     if redis_url and not redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"REDIS_URL must be empty or redis://host:port/db, got {redis_url!r}")
-    return {"rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
+    prefix = _get(env, "REDIS_PREFIX").strip()
+    if not prefix or len(prefix) > 64 or not all(c.isalnum() or c in "-_.:" for c in prefix):
+        raise SettingsError("REDIS_PREFIX must be 1-64 letters, digits or - _ . :")
+    return {"redis_prefix": prefix,
+            "rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
             "rate_limit_ip_per_minute": int(_positive(env, "RATE_LIMIT_IP_PER_MINUTE", int)),
             "redis_url": redis_url,
             "retention_days": int(_positive(env, "RETENTION_DAYS", int)),
@@ -330,6 +336,7 @@ class Settings:
     rate_limit_sender_per_minute: int = 30
     rate_limit_ip_per_minute: int = 0
     redis_url: str = field(default="", repr=False)
+    redis_prefix: str = "selfservice"
     retention_days: int = 0
     survey: str = "csat"
     survey_hours: float = 24.0

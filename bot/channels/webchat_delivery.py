@@ -114,12 +114,35 @@ class WebchatDelivery:
                 if len(rows) < SYNC_PAGE:
                     return
 
+    def _fanout(self):
+        """bot.fanout: the visitor's sockets may be held by another gateway replica."""
+        fanout = self.app.get(keys.FANOUT)
+        if fanout is not None and not getattr(self, "_fanout_bound", False):
+            fanout.on("webchat.sync", lambda p: self._sync_contact_here(int(p["contact_pk"])))
+            fanout.on("webchat.frame", lambda p: self._broadcast_here(int(p["contact_pk"]), p["frame"]))
+            self._fanout_bound = True
+        return fanout
+
     async def _sync_contact(self, contact_pk: int) -> int:
+        """Bring every socket of the contact up to date (here and, through the fan-out, elsewhere);
+        the number of sockets reached on this replica."""
+        fanout = self._fanout()
+        if fanout is not None:
+            fanout.send("webchat.sync", {"contact_pk": contact_pk})
+        return await self._sync_contact_here(contact_pk)
+
+    async def _sync_contact_here(self, contact_pk: int) -> int:
         conns = [c for c in self._by_contact.get(contact_pk, ()) if not c.ws.closed]
         await asyncio.gather(*(self._sync(c) for c in conns), return_exceptions=True)
         return len(conns)
 
     async def _broadcast(self, contact_pk: int, frame: dict) -> None:
+        fanout = self._fanout()
+        if fanout is not None:
+            fanout.send("webchat.frame", {"contact_pk": contact_pk, "frame": frame})
+        await self._broadcast_here(contact_pk, frame)
+
+    async def _broadcast_here(self, contact_pk: int, frame: dict) -> None:
         conns = list(self._by_contact.get(contact_pk, ()))
         await asyncio.gather(*(c.send(frame) for c in conns), return_exceptions=True)
 
@@ -155,6 +178,7 @@ class WebchatDelivery:
             contact_pk = conv.contact_id
         ids = [r.public_id for r in rows]
         reached = await self._sync_contact(contact_pk)
-        if not reached:
+        fanout = self._fanout()
+        if not reached and not (fanout is not None and fanout.remote):  # (elsewhere: another replica's socket)
             return DeliveryResult(False, ids, "offline")
         return DeliveryResult(True, ids)

@@ -2,7 +2,8 @@
 claimed, transferred, handed back or resolved; a customer's message; an agent's reply or note;
 presence) is published here and fanned out to every signed-in inbox WebSocket of this gateway.
 
-It is in-process: with several gateway replicas each has its own hub (see README, "Scaling out").
+Each replica has its own hub; with ``REDIS_URL`` what one publishes reaches the others through the
+fan-out (bot.fanout, topic ``inbox``), so an agent sees every replica's events.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Subscription:
 class Hub:
     def __init__(self):
         self._subs: set[Subscription] = set()
+        self.fanout = None  # bot.fanout.Fanout (create_app): the other replicas
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self)
@@ -41,6 +43,11 @@ class Hub:
         return len(self._subs)
 
     def publish(self, event: dict) -> None:
+        self.publish_local(event)
+        if self.fanout is not None:
+            self.fanout.send("inbox", event)
+
+    def publish_local(self, event: dict) -> None:
         for sub in list(self._subs):
             try:
                 sub.queue.put_nowait(event)
