@@ -2,11 +2,12 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run test setup envs eval bench clean help
+.PHONY: run run-cluster test setup envs eval bench clean help
 
 help:
 	@echo "make run    - set up what is missing and start the whole product (Ctrl-C stops it)"
 	@echo "make test   - set up what is missing and run the whole test suite"
+	@echo "make run-cluster - nginx, 2 gateways, 2 Rasa and 2 action servers on PostgreSQL and Redis (Ctrl-C stops it)"
 	@echo "make eval   - retrieval evaluation (writes bench/results/retrieval.json)"
 	@echo "make bench  - latency benchmarks (writes bench/results/)"
 
@@ -18,6 +19,10 @@ setup: envs
 
 run: setup
 	@$(PY) -m bot run
+
+run-cluster: setup
+	@scripts/cluster_prereqs.sh
+	@$(PY) -m bot cluster
 
 test: envs
 	@scripts/test_prereqs.sh

@@ -79,6 +79,12 @@ def cmd_run(args) -> int:
         return 1
     stack = Stack(settings, settings.var_dir)
     stack.build_children(model)
+    print("Starting the action server, Rasa and the gateway ...", flush=True)
+    return _supervise(stack, summary, args.start_timeout, t0)
+
+
+def _supervise(stack, summary, start_timeout: float, t0: float) -> int:
+    """Start the children, print the summary when ready, stop everything on Ctrl-C or a dead child."""
     stopping = {"flag": False}
 
     def on_signal(signum, _frame):
@@ -86,9 +92,8 @@ def cmd_run(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("Starting the action server, Rasa and the gateway ...", flush=True)
-    stack.start()
     try:
+        stack.start()
         while True:
             try:
                 stack.wait_ready(timeout=1.0)
@@ -96,13 +101,17 @@ def cmd_run(args) -> int:
             except TimeoutError:
                 if stopping["flag"]:
                     raise KeyboardInterrupt from None
-                if time.time() - t0 > args.start_timeout:
+                if time.time() - t0 > start_timeout:
                     raise
         print(summary(stack), flush=True)
-        print(f"(ready {time.time() - t0:.1f} s after 'make run')", flush=True)
+        print(f"(ready {time.time() - t0:.1f} s after the start)", flush=True)
         while not stopping["flag"]:
             dead = stack.check_alive()
-            if dead is not None:
+            if dead is not None and getattr(stack, "restarts", False):  # a cluster: the others carry on
+                print(f"warning: {dead.name} stopped (exit {dead.proc.returncode}); restarting it", file=sys.stderr,
+                      flush=True)
+                dead.start()
+            elif dead is not None:
                 print(f"error: {dead.name} stopped unexpectedly (exit {dead.proc.returncode}); "
                       f"last lines of {dead.log_path}:\n{dead.tail(2000)}", file=sys.stderr)
                 return 1
@@ -117,6 +126,39 @@ def cmd_run(args) -> int:
         stack.stop()
         print("Stopped.", flush=True)
     return 0
+
+
+def cmd_cluster(args) -> int:
+    """make run-cluster: nginx, several gateways, Rasa and action servers on PostgreSQL and Redis (bot.cluster)."""
+    import asyncio
+
+    from .cluster import Cluster, cluster_settings, ensure_databases, summary
+    from .stack import ensure_index, ensure_model, ensure_sentiment
+    from .store.db import upgrade
+
+    t0 = time.time()
+    try:
+        settings = cluster_settings()
+        created = ensure_databases(settings)
+        if created:
+            print(f"Created the database(s) {', '.join(created)}", flush=True)
+        asyncio.run(upgrade(settings.database_url))
+        model, _ = ensure_model()
+        ensure_index(settings)
+        ensure_sentiment()
+    except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: cluster set-up failed: {exc}", file=sys.stderr)
+        return 1
+    cluster = Cluster(settings, settings.var_dir, gateways=args.gateways, rasa_servers=args.rasa,
+                      action_servers=args.actions)
+    try:
+        cluster.build_cluster(model)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Starting nginx, {args.actions} action server(s), {args.rasa} Rasa server(s) and {args.gateways} "
+          "gateway(s) ...", flush=True)
+    return _supervise(cluster, summary, args.start_timeout, t0)
 
 
 def cmd_check(args) -> int:
@@ -138,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-timeout", type=float, default=600.0)
     p.set_defaults(func=cmd_run)
     sub.add_parser("serve").set_defaults(func=cmd_serve)
+    c = sub.add_parser("cluster", help="nginx in front of several gateways, Rasa and action servers (make run-cluster)")
+    for name, default in (("--gateways", 2), ("--rasa", 2), ("--actions", 2)):
+        c.add_argument(name, type=int, default=default, choices=range(1, 9), metavar="1-8")
+    c.add_argument("--start-timeout", type=float, default=900.0)
+    c.set_defaults(func=cmd_cluster)
     sub.add_parser("setup").set_defaults(func=cmd_setup)
     sub.add_parser("check-settings").set_defaults(func=cmd_check)
     from .inbox.accounts import add_cli

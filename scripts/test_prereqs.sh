@@ -15,3 +15,5 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "warning: /usr/bin/chromium is missing and apt-get is not available: the browser tests will be skipped" >&2
   fi
 fi
+# Debian's nginx: the load balancer of the cluster test (tests/test_cluster.py)
+"$(dirname "$0")/cluster_prereqs.sh"
