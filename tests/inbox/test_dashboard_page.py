@@ -45,6 +45,16 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
         await session.commit()
     await gw.add_agent("ada@example.com", "Ada Admin", "admin")
     await gw.add_agent("ben@example.com", "Ben Agent")
+    # two customers an agent finds to be one (the same confirmed address): a merge to undo on the page
+    ben_api = gw.agent_client()
+    await ben_api.login("ben@example.com")
+    for sender in ("merge-a", "merge-b"):
+        await gw.ask(sender, "human please " + sender)
+        conv = next(c for c in (await ben_api.get("/api/inbox/conversations?view=queue"))[1]["conversations"]
+                    if sender in ((c.get("handoff") or {}).get("summary") or ""))
+        assert (await ben_api.post(f"/api/inbox/conversations/{conv['id']}/confirm-email",
+                                   {"email": "kim@example.com"}))[0] == 200
+    await ben_api.close()
     executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     try:
         async with async_api.async_playwright() as p:
@@ -113,6 +123,14 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
             await page.fill("#c-cend", "500")  # more than the start plus the new ones: refused, said so
             await page.click("#count-form button[type=submit]")
             await expect(page.locator("#count-error")).to_contain_text("cannot exceed")
+
+            # the merge: listed with who confirmed it, undone with one click
+            merge_row = page.locator("#merges tr[data-merge]")
+            await expect(merge_row).to_have_count(1)
+            await expect(merge_row).to_contain_text("Ben Agent")
+            await merge_row.locator("button").click()
+            await expect(merge_row).to_contain_text("undone by Ada Admin")
+            await expect(merge_row.locator("button")).to_have_count(0)
 
             async with page.expect_download() as info:
                 await page.click("#csv-daily")
