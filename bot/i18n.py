@@ -345,6 +345,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Tamam! Size nasıl yardımcı olabilirim?",
         "ja": "承知しました！どのようなご用件でしょうか？",
     },
+    "rate_limited": {
+        "en": "You are sending messages faster than I can read them. Please wait a minute before writing again: your messages are saved.",
+        "de": "Sie senden Nachrichten schneller, als ich sie lesen kann. Bitte warten Sie eine Minute, bevor Sie wieder schreiben: Ihre Nachrichten sind gespeichert.",
+        "tr": "Mesajları okuyabileceğimden daha hızlı gönderiyorsunuz. Lütfen tekrar yazmadan önce bir dakika bekleyin: mesajlarınız kaydedildi.",
+        "ja": "メッセージの送信が速すぎて読み切れません。1分ほどお待ちいただいてから再度お送りください。メッセージは保存されています。",
+    },
 }
 
 

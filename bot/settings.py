@@ -86,6 +86,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                            "(publishing); empty: generated once into VAR_DIR/internal_token."),
     "RATE_LIMIT_SENDER_PER_MINUTE": ("30", "Messages one REST sender id may send per minute; more get HTTP 429 with "
                                            "Retry-After (the widget has its own per-socket limit). 0: no limit."),
+    "RATE_LIMIT_WHATSAPP_PER_MINUTE": ("20", "Messages one WhatsApp number may send per minute before the bot stops "
+                                             "answering it for the rest of the minute (the messages are stored; the "
+                                             "customer is told once, in its language). 0: no limit."),
     "RATE_LIMIT_IP_PER_MINUTE": ("0", "Requests to the REST endpoints one IP address may make per minute; 0: no "
                                       "limit (the default: behind a load balancer every customer shares its address)."),
     "RETENTION_DAYS": ("0", "Delete conversations (and their Rasa tracker events) whose last message is older than this "
@@ -242,6 +245,7 @@ def _limit_settings(env: dict) -> dict:
     return {"redis_prefix": prefix,
             "rate_limit_sender_per_minute": int(_positive(env, "RATE_LIMIT_SENDER_PER_MINUTE", int)),
             "rate_limit_ip_per_minute": int(_positive(env, "RATE_LIMIT_IP_PER_MINUTE", int)),
+            "rate_limit_whatsapp_per_minute": int(_positive(env, "RATE_LIMIT_WHATSAPP_PER_MINUTE", int)),
             "redis_url": redis_url,
             "retention_days": int(_positive(env, "RETENTION_DAYS", int)),
             **_survey_settings(env)}
@@ -335,6 +339,7 @@ class Settings:
     internal_token: str = field(default="", repr=False)
     rate_limit_sender_per_minute: int = 30
     rate_limit_ip_per_minute: int = 0
+    rate_limit_whatsapp_per_minute: int = 20
     redis_url: str = field(default="", repr=False)
     redis_prefix: str = "selfservice"
     retention_days: int = 0

@@ -64,7 +64,7 @@ from .whatsapp_api import (
     CODE_PAIR_RATE_LIMIT,
     CONFIRM_GRACE_SECONDS,
     GraphClient,
-    INBOUND_PROCESSED,
+    INBOUND_PROCESSED, INBOUND_RATE_LIMITED,
     INBOUND_RECEIVED,
     MAX_CONCURRENT_CONVERSATIONS,
     MAX_SEND_ATTEMPTS,
@@ -264,7 +264,31 @@ class WhatsAppChannel(SpawnsTasks, Channel):
         if isinstance(accepted, RouteResult):
             log.info("whatsapp: duplicate delivery of %s ignored", m.wamid)
             return
+        if await self._over_limit(accepted, m.source_id):
+            return
         self._schedule(accepted.message_id)
+
+    async def _over_limit(self, accepted: Accepted, source_id: str) -> bool:
+        """RATE_LIMIT_WHATSAPP_PER_MINUTE: a number sending faster is not answered by the bot. Its
+        messages are stored (status rate_limited, an agent sees them) and it is told once per minute,
+        in its language, to slow down."""
+        limit = self.app[keys.SETTINGS].rate_limit_whatsapp_per_minute
+        if not limit:
+            return False
+        from ..ratelimit import LIMITER
+
+        limiter = self.app[LIMITER]
+        if not await limiter.hit("whatsapp-number", source_id, limit):
+            return False
+        async with self.sessionmaker() as session:
+            await repo.set_message_status(session, accepted.message_id, INBOUND_RATE_LIMITED)
+            await session.commit()
+        log.info("whatsapp: a number is over %d messages a minute; message %s stored, not answered",
+                 limit, accepted.message_id)
+        if not await limiter.hit("whatsapp-number-notice", source_id, 1):
+            self._spawn(self.deliver(Recipient(accepted.conversation_id, source_id, accepted.language),
+                                     [Reply(t("rate_limited", accepted.language))], sender_type="system"))
+        return True
 
     def _schedule(self, message_public_id: str) -> None:
         if message_public_id in self._scheduled:

@@ -70,6 +70,7 @@ BATCH_FATAL_KINDS = {"outside_24h_window", "auth_failed"}
 
 INBOUND_RECEIVED = "received"
 INBOUND_PROCESSED = "processed"
+INBOUND_RATE_LIMITED = "rate_limited"  # stored, not answered by the bot (RATE_LIMIT_WHATSAPP_PER_MINUTE)
 
 # Message types we answer with "I can only read text" (reactions, system notices and
 # "request_welcome" are ignored: nothing to answer).
