@@ -106,8 +106,44 @@ async def json_errors(request: web.Request, handler):
             k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
 
 
+STORE_DOWN_RETRY_SECONDS = 5
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (down, restarting, connections lost): not a bug of the request."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError)):  # asyncpg connecting to a stopped server
+        return True
+    try:
+        import asyncpg
+
+        return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                                asyncpg.InterfaceError))
+    except ImportError:
+        return False
+
+
+@web.middleware
+async def store_errors(request: web.Request, handler):
+    """While the database is unreachable, API and webhook callers get 503 with Retry-After instead of a
+    500: a retry (the same message_id, WhatsApp's own redelivery) is stored once when it is back."""
+    try:
+        return await handler(request)
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is the store being down
+        if not request.path.startswith(("/api/", "/webhooks/")) or not store_unavailable(exc):
+            raise
+        log.warning("the database is unreachable (%s): %s %s answered 503", type(exc).__name__, request.method,
+                    request.path)
+        return web.json_response({"error": "the conversation store is unavailable right now; please retry "
+                                           "(a retry with the same message_id is stored once)"},
+                                 status=503, headers={"Retry-After": str(STORE_DOWN_RETRY_SECONDS)})
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, store_errors])
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
     app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels])

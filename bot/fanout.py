@@ -57,11 +57,14 @@ class Fanout:
         task.add_done_callback(self._sending.discard)
 
     async def _publish(self, topic: str, payload: dict) -> None:
-        try:
-            await self._client().publish(self.channel, json.dumps(
-                {"origin": self.replica, "topic": topic, "payload": payload}, ensure_ascii=False, default=str))
-        except Exception as exc:  # noqa: BLE001 - the database keeps everything; logged
-            log.warning("fan-out: publishing %s to Redis failed (%s)", topic, type(exc).__name__)
+        data = json.dumps({"origin": self.replica, "topic": topic, "payload": payload}, ensure_ascii=False, default=str)
+        for attempt in (1, 2):  # a connection left over from before a Redis restart fails once, then reconnects
+            try:
+                await self._client().publish(self.channel, data)
+                return
+            except Exception as exc:  # noqa: BLE001 - the database keeps everything; logged
+                if attempt == 2:
+                    log.warning("fan-out: publishing %s to Redis failed (%s)", topic, type(exc).__name__)
 
     def _client(self):
         if self._redis is None:

@@ -1,0 +1,88 @@
+"""Faults of the shared services during traffic, on private PostgreSQL and Redis servers (conftest.py):
+
+- PostgreSQL stopped and started again while a customer keeps writing: every request is answered 200
+  or a clear 503 with Retry-After (never a 500); the refused ones, resent with the same message_id after
+  the restart, are stored; in the end every message is stored exactly once and answered.
+- Redis killed and started again under two gateway replicas: customers are answered throughout (the
+  rate limiter lets requests through, the fan-out logs the outage), and once Redis is back the replicas'
+  real-time events cross again without a restart."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from bot.keys import FANOUT
+
+from ..inbox.conftest import assistant, make_settings, next_event, start_gateway  # noqa: F401  (fixture)
+
+
+async def test_a_postgres_outage_is_a_clear_503_and_loses_or_doubles_nothing(tmp_path, assistant, private_postgres):
+    gw = await start_gateway(make_settings(tmp_path, assistant, DATABASE_URL=private_postgres.url(),
+                                           SENTIMENT="off", RATE_LIMIT_SENDER_PER_MINUTE="0"), None)
+    try:
+        ids = [uuid.uuid4().hex for _ in range(24)]
+
+        async def send(i: int):
+            body = {"sender": "fault-customer", "message": f"question {i}", "metadata": {"message_id": ids[i]}}
+            async with gw.http.post(gw.url + "/webhooks/rest/webhook", json=body) as r:
+                return r.status, await r.json(), r.headers.get("Retry-After")
+
+        results = {}
+        for i in range(24):
+            if i == 8:
+                await asyncio.to_thread(private_postgres.stop, "fast")
+            if i == 16:
+                await asyncio.to_thread(private_postgres.start)
+            results[i] = await send(i)
+        statuses = [results[i][0] for i in range(24)]
+        assert set(statuses) <= {200, 503}, statuses
+        refused = [i for i in range(24) if results[i][0] == 503]
+        assert refused and all(8 <= i < 17 for i in refused), statuses  # refused only around the outage
+        for i in refused:
+            assert "conversation store is unavailable" in results[i][1]["error"] and results[i][2] == "5"
+        for i in refused:  # the customer's client resends with the same message_id
+            status, replies, _ = await send(i)
+            assert status == 200 and replies[0]["text"] == f"bot: question {i}"
+        conn = await asyncpg.connect(private_postgres.url(driver="postgresql"))
+        try:
+            rows = await conn.fetch("SELECT text, count(*) AS n FROM messages WHERE direction = 'in' GROUP BY text")
+            answered = await conn.fetchval("SELECT count(*) FROM messages WHERE direction = 'out' AND sender_type = 'bot'")
+        finally:
+            await conn.close()
+        assert sorted(r["text"] for r in rows) == sorted(f"question {i}" for i in range(24))
+        assert all(r["n"] == 1 for r in rows)  # none lost, none doubled
+        assert answered >= 24
+    finally:
+        await gw.close()
+
+
+async def test_a_redis_outage_keeps_customers_answered_and_the_fanout_recovers(tmp_path, assistant,
+                                                                                private_postgres, private_redis):
+    env = {"DATABASE_URL": private_postgres.url(), "REDIS_URL": private_redis.url, "SENTIMENT": "off", "SURVEY": "off"}
+    a = await start_gateway(make_settings(tmp_path / "a", assistant, **env), None)
+    b = await start_gateway(make_settings(tmp_path / "b", assistant, **env), None)
+    try:
+        await a.add_agent("ben@example.com", "Ben")
+        ben = a.agent_client()
+        assert (await ben.login("ben@example.com"))[0] == 200
+        inbox = await ben.ws()  # on replica A
+        await b.ask("before", "human please (before)")  # handled by replica B
+        await next_event(inbox, "conversation", where=lambda e: "before" in str(e))
+
+        private_redis.stop()
+        for i in range(5):  # customers are answered while Redis is down
+            status, replies = await b.ask(f"during-{i}", f"where is my parcel {i}")
+            assert status == 200 and replies[0]["text"] == f"bot: where is my parcel {i}"
+
+        private_redis.start()  # the same port: the fan-out resubscribes on its own
+        fanout_a, fanout_b = a.app[FANOUT], b.app[FANOUT]
+        await asyncio.wait_for(asyncio.gather(fanout_a.ready.wait(), fanout_b.ready.wait()), 20)
+        await b.ask("after", "human please (after)")
+        await next_event(inbox, "conversation", timeout=15, where=lambda e: "after" in str(e))
+        await inbox.close()
+        await ben.close()
+    finally:
+        await a.close()
+        await b.close()
