@@ -1,6 +1,6 @@
 """Load test over the three customer channels at once, with a loss and duplicate check afterwards.
 
-    .venv/bin/python bench/load.py [--customers 30] [--turns 4] [--max-seconds 300] [--no-rasa-alone]
+    .venv/bin/python bench/load.py [--customers 30] [--turns 4] [--max-seconds 300] [--no-rasa-alone] [--cluster]
 
 Starts the whole product on free loopback ports with private databases (as bench/e2e_latency.py
 does) plus the WhatsApp simulator (tests/whatsapp_sim) as the Graph API, then runs N concurrent
@@ -14,7 +14,9 @@ the webhook to the first message the simulator receives. Bounded by --max-second
 Afterwards it checks the gateway database: every message a customer sent and the gateway accepted
 is stored exactly once (per channel; WhatsApp by wamid, the widget by client id), and every turn got
 at least one reply. Then, unless --no-rasa-alone, the same number of REST conversations goes to Rasa's
-own REST channel on the same machine in the same run. Results: bench/results/load.json.
+own REST channel on the same machine in the same run. With --cluster the same customers then go through
+`make run-cluster` (nginx in front of 2 gateways, 2 Rasa and 2 action servers on new PostgreSQL
+databases and Redis), verified the same way on PostgreSQL. Results: bench/results/load.json.
 """
 from __future__ import annotations
 
@@ -158,11 +160,9 @@ async def wa_customer(sim, wa_id: str, texts: list[str], st: Stats, deadline: fl
         st.clarify += any((m.get("interactive") or {}).get("type") == "list" for m in sim.messages_to(wa_id)[before:])
 
 
-def check_storage(db_path: Path, st: Stats, warm: Stats) -> dict:
-    """Every accepted customer message stored exactly once; counts per channel (with the warm-up's)."""
-    with sqlite3.connect(db_path) as db:
-        rows = db.execute("SELECT c.channel, m.platform_message_id FROM messages m JOIN conversations c "
-                          "ON c.id = m.conversation_id WHERE m.direction = 'in'").fetchall()
+def check_storage(rows: list[tuple[str, str | None]], st: Stats, warm: Stats) -> dict:
+    """Every accepted customer message stored exactly once; counts per channel (with the warm-up's).
+    ``rows``: (channel, platform_message_id) of every inbound message in the gateway database."""
     stored = {ch: sum(1 for c, _ in rows if c == ch) for ch in ("rest", "webchat", "whatsapp")}
     ids = [p for _, p in rows if p]
     return {"stored_inbound": stored, "duplicate_platform_ids": len(ids) - len(set(ids)),
@@ -172,52 +172,135 @@ def check_storage(db_path: Path, st: Stats, warm: Stats) -> dict:
             "unanswered_turns": st.unanswered[:20], "every_turn_answered": not st.unanswered}
 
 
-async def run(args) -> dict:
-    from bot.stack import free_port, start_private_stack
+INBOUND = ("SELECT c.channel, m.platform_message_id FROM messages m JOIN conversations c "
+           "ON c.id = m.conversation_id WHERE m.direction = 'in'")
+
+
+def sqlite_rows(db_path: Path) -> list[tuple]:
+    with sqlite3.connect(db_path) as db:
+        return db.execute(INBOUND).fetchall()
+
+
+async def postgres_rows(url: str) -> list[tuple]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(INBOUND)]
+    finally:
+        await conn.close()
+
+
+def make_sim(gw_port: int):
     from tests.whatsapp_sim.simulator import WhatsAppSimulator
 
+    return WhatsAppSimulator(webhook_url=f"http://127.0.0.1:{gw_port}/webhooks/whatsapp/webhook",
+                             app_secret=WA_SETTINGS["WHATSAPP_APP_SECRET"],
+                             access_token=WA_SETTINGS["WHATSAPP_ACCESS_TOKEN"],
+                             phone_number_id=WA_SETTINGS["WHATSAPP_PHONE_NUMBER_ID"])
+
+
+async def drive(url: str, sim, args, prefix: str) -> tuple[Stats, Stats, float]:
+    """The customers of one run against the gateway (or the load balancer) at ``url``."""
+    questions = load_questions()
+    rng = random.Random(7)
+    st, warm = Stats(), Stats()
+    connector = aiohttp.TCPConnector(limit=args.customers + 20)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        await rest_customer(http, url, f"{prefix}-warm-up", questions[:2], warm, time.monotonic() + 60)
+        deadline = time.monotonic() + args.max_seconds
+        jobs = []
+        for i in range(args.customers):
+            texts = script(i, args.turns, questions, rng)
+            kind = ("rest", "ws", "whatsapp")[i % 3]
+            if kind == "rest":
+                jobs.append(rest_customer(http, url, f"{prefix}-rest-{i}-{uuid.uuid4().hex[:6]}", texts, st, deadline))
+            elif kind == "ws":
+                jobs.append(ws_customer(http, url, f"{prefix}ws{i:04d}{uuid.uuid4().hex[:12]}", texts, st, deadline))
+            else:
+                jobs.append(wa_customer(sim, f"4917{i:08d}", texts, st, deadline))
+        t0 = time.perf_counter()
+        await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - t0
+    await asyncio.sleep(1.0)  # let the last deliveries land before counting
+    return st, warm, elapsed
+
+
+async def run(args) -> dict:
+    from bot.stack import free_port, start_private_stack
+
     gw_port, sim_port = free_port(), free_port()
-    sim = WhatsAppSimulator(webhook_url=f"http://127.0.0.1:{gw_port}/webhooks/whatsapp/webhook",
-                            app_secret=WA_SETTINGS["WHATSAPP_APP_SECRET"],
-                            access_token=WA_SETTINGS["WHATSAPP_ACCESS_TOKEN"],
-                            phone_number_id=WA_SETTINGS["WHATSAPP_PHONE_NUMBER_ID"])
+    sim = make_sim(gw_port)
     await sim.start(port=sim_port)
     loop = asyncio.get_running_loop()
     stack, env = await loop.run_in_executor(None, lambda: start_private_stack("bench-load-", {
         **WA_SETTINGS, "GATEWAY_PORT": str(gw_port), "WHATSAPP_API_BASE_URL": sim.base_url,
-        "WIDGET_ALLOWED_ORIGINS": "*"}))
+        "WIDGET_ALLOWED_ORIGINS": "*", "RATE_LIMIT_WHATSAPP_PER_MINUTE": "0"}))
     url, rasa = stack.gateway_url, stack.settings.rasa_url
-    questions = load_questions()
-    rng = random.Random(7)
-    st, warm = Stats(), Stats()
     try:
-        connector = aiohttp.TCPConnector(limit=args.customers + 20)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-            await rest_customer(http, url, "warm-up", questions[:2], warm, time.monotonic() + 60)
-            deadline = time.monotonic() + args.max_seconds
-            jobs = []
-            for i in range(args.customers):
-                texts = script(i, args.turns, questions, rng)
-                kind = ("rest", "ws", "whatsapp")[i % 3]
-                if kind == "rest":
-                    jobs.append(rest_customer(http, url, f"load-rest-{i}-{uuid.uuid4().hex[:6]}", texts, st, deadline))
-                elif kind == "ws":
-                    jobs.append(ws_customer(http, url, f"loadws{i:04d}{uuid.uuid4().hex[:12]}", texts, st, deadline))
-                else:
-                    jobs.append(wa_customer(sim, f"4917{i:08d}", texts, st, deadline))
-            t0 = time.perf_counter()
-            await asyncio.gather(*jobs)
-            elapsed = time.perf_counter() - t0
-        await asyncio.sleep(1.0)  # let the last deliveries land before counting
+        st, warm, elapsed = await drive(url, sim, args, "load")
         result = {"gateway": st.summary(elapsed),
-                  "verification": check_storage(Path(env["DATABASE_URL"].split("///", 1)[1]), st, warm)}
+                  "verification": check_storage(sqlite_rows(Path(env["DATABASE_URL"].split("///", 1)[1])), st, warm)}
         if not args.no_rasa_alone:
-            n_rest = max(1, args.customers)
-            result["rasa_alone"] = await run_load(rasa + "/webhooks/rest/webhook", n_rest, args.turns, questions, "load")
+            result["rasa_alone"] = await run_load(rasa + "/webhooks/rest/webhook", max(1, args.customers), args.turns,
+                                                  load_questions(), "load")
     finally:
         await loop.run_in_executor(None, stack.stop)
         await sim.stop()
     return result
+
+
+async def run_cluster(args) -> dict:
+    """The same customers through `make run-cluster` (nginx, 2 gateways, 2 Rasa, 2 action servers) on new
+    databases of the machine's PostgreSQL and its Redis (dropped afterwards)."""
+    import signal
+    import subprocess
+    import tempfile
+
+    import asyncpg
+
+    from bot.stack import free_port
+
+    tag = uuid.uuid4().hex[:8]
+    pg = os.environ.get("BENCH_POSTGRES", "postgres@127.0.0.1:5432")
+    port, sim_port = free_port(), free_port()
+    sim = make_sim(port)
+    await sim.start(port=sim_port)
+    var = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    db = f"bench_{tag}"
+    env = {**os.environ, **WA_SETTINGS, "VAR_DIR": str(var), "GATEWAY_PORT": str(port), "LOG_LEVEL": "WARNING",
+           "WHATSAPP_API_BASE_URL": sim.base_url, "WIDGET_ALLOWED_ORIGINS": "*", "REDIS_PREFIX": f"bench-{tag}",
+           "DATABASE_URL": f"postgresql+asyncpg://{pg}/{db}", "RASA_TRACKER_STORE_URL": f"postgresql://{pg}/{db}_tracker",
+           "RATE_LIMIT_SENDER_PER_MINUTE": "0", "RATE_LIMIT_WHATSAPP_PER_MINUTE": "0"}
+    out = (var / "cluster.out").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "cluster", "--gateways", str(args.cluster_gateways),
+                             "--rasa", str(args.cluster_rasa), "--actions", str(args.cluster_actions)],
+                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 600
+        while b"(ready" not in (var / "cluster.out").read_bytes():
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the cluster did not start: " + (var / "cluster.out").read_text()[-2000:])
+            await asyncio.sleep(1)
+        st, warm, elapsed = await drive(f"http://127.0.0.1:{port}", sim, args, "cluster")
+        rows = await postgres_rows(f"postgresql://{pg}/{db}")
+        return {"replicas": {"gateways": args.cluster_gateways, "rasa": args.cluster_rasa,
+                             "action_servers": args.cluster_actions},
+                "gateway": st.summary(elapsed), "verification": check_storage(rows, st, warm)}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out.close()
+        await sim.stop()
+        conn = await asyncpg.connect(f"postgresql://{pg}/postgres")
+        try:
+            for name in (db, f"{db}_tracker"):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 def main() -> int:
@@ -226,6 +309,10 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=4, help="FAQ messages per customer (hand-off customers send 3)")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="stop starting new turns after this")
     ap.add_argument("--no-rasa-alone", action="store_true")
+    ap.add_argument("--cluster", action="store_true",
+                    help="also run the same customers through make run-cluster (PostgreSQL, Redis, nginx)")
+    for name in ("gateways", "rasa", "actions"):
+        ap.add_argument(f"--cluster-{name}", type=int, default=2, choices=range(1, 9), metavar="1-8")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
     args = ap.parse_args()
     if not 1 <= args.customers <= 300 or not 1 <= args.turns <= 100 or not 1 <= args.max_seconds <= 3600:
@@ -233,6 +320,8 @@ def main() -> int:
         return 2
     load_before = os.getloadavg()
     result = asyncio.run(run(args))
+    if args.cluster:
+        result["cluster"] = asyncio.run(run_cluster(args))
     out = {"benchmark": "load", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "loadavg_before": [round(x, 2) for x in load_before],
@@ -248,6 +337,14 @@ def main() -> int:
         r = result["rasa_alone"]
         print(f"Rasa alone (REST, {r['concurrency']} conversations): {r['messages_per_s']} msg/s, "
               f"p50 {r['p50_ms']} / p95 {r['p95_ms']} ms, errors {r['errors']}")
+    if "cluster" in result:
+        c, cv = result["cluster"]["gateway"], result["cluster"]["verification"]
+        print(f"cluster {result['cluster']['replicas']}: {c['answered_turns']} turns in {c['seconds']} s = "
+              f"{c['messages_per_s']} msg/s, p50 {c['p50_ms']} / p95 {c['p95_ms']} / p99 {c['p99_ms']} ms, "
+              f"errors {c['errors']}; stored exactly once: {cv['exactly_once']}, every turn answered: "
+              f"{cv['every_turn_answered']}")
+        v = {"exactly_once": v["exactly_once"] and cv["exactly_once"],
+             "every_turn_answered": v["every_turn_answered"] and cv["every_turn_answered"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"written {args.out}")

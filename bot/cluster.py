@@ -100,6 +100,9 @@ http {{
   fastcgi_temp_path {tmp / 'fastcgi'};
   uwsgi_temp_path {tmp / 'uwsgi'};
   scgi_temp_path {tmp / 'scgi'};
+  # bodies and answers stay in memory: nginx's worker may not be able to write temporary files here
+  client_body_buffer_size 1m;
+  proxy_max_temp_file_size 0;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
 {upstream('gateways', gateways)}{upstream('rasa', rasa[1])}{upstream('actions', actions[1])}
   server {{
@@ -122,12 +125,15 @@ http {{
   }}
   server {{
     listen 127.0.0.1:{rasa[0]};
+    client_max_body_size 10m;
+    client_body_buffer_size 10m;
     location / {{ proxy_pass http://rasa; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_connect_timeout 2s; proxy_read_timeout 60s; proxy_next_upstream error timeout; }}
   }}
   server {{
     listen 127.0.0.1:{actions[0]};
     client_max_body_size 50m;
+    client_body_buffer_size 50m;
     location / {{ proxy_pass http://actions; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_connect_timeout 2s; proxy_read_timeout 300s; proxy_next_upstream error timeout; }}
   }}
