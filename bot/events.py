@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .store.models import Conversation, EventStreamEntry, utcnow
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,7 @@ class BrokerPublisher:
         self._task = asyncio.create_task(self._run(), name="event-stream publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await cancel_and_wait(self._task)
         await self._disconnect()
 
     def wake(self) -> None:

@@ -22,6 +22,8 @@ import json
 import logging
 import uuid
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
@@ -84,12 +86,7 @@ class Fanout:
             log.warning("fan-out: not subscribed to Redis yet; retrying in the background")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await cancel_and_wait(self._task)
         if self._sending:
             await asyncio.wait(list(self._sending), timeout=2)
         if self._redis is not None:

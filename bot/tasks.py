@@ -24,3 +24,14 @@ class SpawnsTasks:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: background task failed", self._task_label, exc_info=task.exception())
+
+
+async def cancel_and_wait(task: "asyncio.Task | None") -> None:
+    """Stop a background loop: cancel it and wait until it has ended (whatever it raised)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+        pass

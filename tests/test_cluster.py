@@ -25,26 +25,13 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 PG = "postgres@127.0.0.1:5432"
 
 
-def _pg(sql: str) -> None:
-    import asyncpg
-
-    async def run():
-        conn = await asyncpg.connect(f"postgresql://{PG}/postgres", timeout=5)
-        try:
-            return await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def _count(db: str, sql: str):
+def _sql(db: str, sql: str, fetch: bool = False):
     import asyncpg
 
     async def run():
         conn = await asyncpg.connect(f"postgresql://{PG}/{db}", timeout=5)
         try:
-            return await conn.fetch(sql)
+            return await (conn.fetch(sql) if fetch else conn.execute(sql))
         finally:
             await conn.close()
 
@@ -85,7 +72,7 @@ def cluster(tmp_path_factory):
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         pytest.skip("nginx is not installed (scripts/cluster_prereqs.sh installs it)")
     try:
-        _pg("SELECT 1")
+        _sql("postgres", "SELECT 1")
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"no PostgreSQL at {PG}: {exc}")
     tag = uuid.uuid4().hex[:8]
@@ -114,7 +101,7 @@ def cluster(tmp_path_factory):
             proc.kill()
         log.close()
         for db in (f"cluster_{tag}", f"cluster_{tag}_tracker"):
-            _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            _sql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def test_answers_come_through_nginx_from_the_cluster(cluster):
@@ -159,8 +146,8 @@ def test_killing_a_gateway_replica_loses_nothing_and_it_comes_back(cluster):
     while len(gateway_pids(cluster["var"])) < 2:  # restarted by the supervisor
         assert time.time() < deadline, "the killed gateway was not restarted"
         time.sleep(1)
-    rows = _count(cluster["db"], "SELECT m.text, count(*) AS n FROM messages m JOIN contact_identities i ON "
+    rows = _sql(cluster["db"], "SELECT m.text, count(*) AS n FROM messages m JOIN contact_identities i ON "
                                  "i.contact_id = (SELECT contact_id FROM conversations WHERE id = m.conversation_id) "
-                                 "WHERE m.direction = 'in' AND i.source_id LIKE 'k-%' GROUP BY i.source_id, m.text")
+                                 "WHERE m.direction = 'in' AND i.source_id LIKE 'k-%' GROUP BY i.source_id, m.text", fetch=True)
     assert len(rows) == 12 and all(r["n"] == 1 for r in rows)
     assert "restarting it" in (cluster["var"] / "cluster.out").read_text()
