@@ -57,10 +57,10 @@ from ..i18n import LANGUAGES
 from ..router import InboundMessage, RouteResult
 from ..store import repository as repo
 from ..store.models import Contact, Message
-from ..tasks import SpawnsTasks
+from ..tasks import KeyedLocks, SpawnsTasks
 from .base import Channel
 from .webchat_delivery import WebchatDelivery
-from .webchat_frames import (NAME, RATE_PER_SECOND, SYNC_PAGE, Conn, KeyedLocks, error_frame, identity_problem,
+from .webchat_frames import (NAME, RATE_PER_SECOND, SYNC_PAGE, Conn, error_frame, identity_problem,
                              message_frame, ui_language, widget_texts)
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
 
     async def start(self) -> None:
         self._stopping = False
+        self._listen_to_other_replicas()
         self._spawn(self._recover())
 
     async def stop(self) -> None:

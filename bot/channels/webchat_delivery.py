@@ -116,12 +116,14 @@ class WebchatDelivery:
 
     def _fanout(self):
         """bot.fanout: the visitor's sockets may be held by another gateway replica."""
-        fanout = self.app.get(keys.FANOUT)
-        if fanout is not None and not getattr(self, "_fanout_bound", False):
+        return self.app.get(keys.FANOUT)
+
+    def _listen_to_other_replicas(self) -> None:
+        """At start: another replica's syncs and frames reach the sockets held here."""
+        fanout = self._fanout()
+        if fanout is not None:
             fanout.on("webchat.sync", lambda p: self._sync_contact_here(int(p["contact_pk"])))
             fanout.on("webchat.frame", lambda p: self._broadcast_here(int(p["contact_pk"]), p["frame"]))
-            self._fanout_bound = True
-        return fanout
 
     async def _sync_contact(self, contact_pk: int) -> int:
         """Bring every socket of the contact up to date (here and, through the fan-out, elsewhere);

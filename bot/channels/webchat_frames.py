@@ -122,30 +122,3 @@ class Conn:
             self.tokens -= 1.0
             return True
         return False
-
-
-class KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self):
-        self._locks: dict[object, list] = {}
-
-    def __call__(self, key):
-        return _KeyedLock(self, key)
-
-
-class _KeyedLock:
-    def __init__(self, owner: KeyedLocks, key):
-        self.owner, self.key = owner, key
-
-    async def __aenter__(self):
-        entry = self.owner._locks.setdefault(self.key, [asyncio.Lock(), 0])
-        entry[1] += 1
-        await entry[0].acquire()
-
-    async def __aexit__(self, *exc):
-        entry = self.owner._locks[self.key]
-        entry[0].release()
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self.owner._locks[self.key]

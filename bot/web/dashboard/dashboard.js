@@ -22,15 +22,9 @@
   }
 
   // --- signing in ------------------------------------------------------------------------------
-  function signedOut() {
-    state.me = null; state.csrf = null;
-    $("app-view").hidden = true; $("denied-view").hidden = true; $("login-view").hidden = false;
-    $("logout-button").hidden = true; $("me").textContent = "";
-  }
+  function signedOut() { Staff.signedOutView(state); }
   async function signedIn(data) {
-    state.me = data.agent; state.csrf = data.csrf_token;
-    $("login-view").hidden = true; $("logout-button").hidden = false; $("me").textContent = data.agent.name;
-    if (data.agent.role !== "admin") { $("denied-view").hidden = false; return; }
+    if (!Staff.signedInView(state, data, ["admin"])) return;
     $("app-view").hidden = false;
     await load();
   }

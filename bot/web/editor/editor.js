@@ -57,15 +57,9 @@
   }
 
   // --- signing in ----------------------------------------------------------------------------
-  function signedOut() {
-    state.me = null; state.csrf = null;
-    $("app-view").hidden = true; $("denied-view").hidden = true; $("login-view").hidden = false;
-    $("logout-button").hidden = true; $("me").textContent = "";
-  }
+  function signedOut() { Staff.signedOutView(state); }
   async function signedIn(data) {
-    state.me = data.agent; state.csrf = data.csrf_token;
-    $("login-view").hidden = true; $("logout-button").hidden = false; $("me").textContent = data.agent.name;
-    if (!["editor", "admin"].includes(data.agent.role)) { $("denied-view").hidden = false; return; }
+    if (!Staff.signedInView(state, data, ["editor", "admin"])) return;
     state.meta = await api("GET", "/api/editor/meta");
     fillSelect($("filter-locale"), state.meta.languages, true);
     fillSelect($("filter-missing"), state.meta.languages, true);

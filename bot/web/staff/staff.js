@@ -64,5 +64,20 @@ window.Staff = (function () {
       }
     });
   }
-  return { translator, applyTexts, el, api, bindLogin };
+  // The views a staff page switches between: #login-view, #denied-view, #app-view, with #me and
+  // #logout-button in the top bar. signedInView returns whether the account's role may use the page.
+  function signedOutView(state) {
+    const $ = (id) => document.getElementById(id);
+    state.me = null; state.csrf = null;
+    $("app-view").hidden = true; $("denied-view").hidden = true; $("login-view").hidden = false;
+    $("logout-button").hidden = true; $("me").textContent = "";
+  }
+  function signedInView(state, data, roles) {
+    const $ = (id) => document.getElementById(id);
+    state.me = data.agent; state.csrf = data.csrf_token;
+    $("login-view").hidden = true; $("logout-button").hidden = false; $("me").textContent = data.agent.name;
+    if (!roles.includes(data.agent.role)) { $("denied-view").hidden = false; return false; }
+    return true;
+  }
+  return { translator, applyTexts, el, api, bindLogin, signedOutView, signedInView };
 })();
