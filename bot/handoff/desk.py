@@ -21,39 +21,33 @@ Priority (``priority_of``) and queue order:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import re
-import statistics
-import time
-from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..tasks import SpawnsTasks
 from ..i18n import t
 from ..store import repository as repo
 from ..surveys import Surveys
-from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
+from ..store.models import Agent, Contact, Conversation, ConversationEvent, ConversationNote, Message
 from . import webhooks
-from .common import (BOT, ONLINE_SECONDS, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,
+from .common import (BOT, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,
                      HandoffError, NotFound, aware, iso, message_dict, priority_of, utcnow)
 from .hours import BusinessHours
 from .hub import Hub
+from .queue import QueueReading
+from .reach import ReachesCustomers
 
 log = logging.getLogger(__name__)
 
-WAIT_SAMPLE = 20  # recent claims the wait estimate is the median of ...
-WAIT_MIN_SAMPLES = 3  # ... when there are at least this many ...
-WAIT_WINDOW = timedelta(days=7)  # ... in this window
-TYPING_SECONDS = 6.0  # a typing indicator lasts this long unless renewed
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 4000
 
 
-class Desk(SpawnsTasks):
+class Desk(QueueReading, ReachesCustomers, SpawnsTasks):
     _task_label = "hand-off desk"
     def __init__(self, sessionmaker: async_sessionmaker, *, hours: BusinessHours | None = None,
                  webhook_url: str = "", webhook_secret: str = "", surveys: Surveys | None = None, clock=utcnow):
@@ -84,40 +78,6 @@ class Desk(SpawnsTasks):
 
 
     # --- reading -------------------------------------------------------------------------------
-
-    async def agents_online(self, session: AsyncSession) -> int:
-        since = self.clock() - timedelta(seconds=ONLINE_SECONDS)
-        return (await session.execute(
-            select(func.count()).select_from(Agent).where(Agent.active.is_(True), Agent.last_seen_at >= since)
-        )).scalar_one()
-
-    async def queue_position(self, session: AsyncSession, conv: Conversation) -> int:
-        """1 + the pending conversations ahead of this one (higher priority, or same and waiting longer)."""
-        p, q = conv.priority or 0, conv.queued_at
-        ahead = [Conversation.priority > p]
-        if q is not None:
-            ahead.append(and_(Conversation.priority == p, Conversation.queued_at < q))
-            ahead.append(and_(Conversation.priority == p, Conversation.queued_at == q, Conversation.id < conv.id))
-        n = (await session.execute(
-            select(func.count()).select_from(Conversation)
-            .where(Conversation.status == PENDING, Conversation.id != conv.id, or_(*ahead))
-        )).scalar_one()
-        return n + 1
-
-    async def wait_estimate(self, session: AsyncSession) -> float | None:
-        """The median wait (seconds) of the last claims of the past week; None with too few."""
-        since = self.clock() - WAIT_WINDOW
-        rows = (await session.execute(
-            select(ConversationEvent.data).where(ConversationEvent.type == "assigned",
-                                                 ConversationEvent.created_at >= since)
-            .order_by(ConversationEvent.id.desc()).limit(WAIT_SAMPLE * 2)
-        )).scalars().all()
-        waits = [float(d["wait_seconds"]) for d in rows
-                 if isinstance(d, dict) and not d.get("transfer") and isinstance(d.get("wait_seconds"), (int, float))]
-        waits = waits[:WAIT_SAMPLE]
-        if len(waits) < WAIT_MIN_SAMPLES:
-            return None
-        return statistics.median(waits)
 
     async def summary(self, session: AsyncSession, conv: Conversation, contact: Contact | None = None,
                       assignee: Agent | None = None, with_position: bool = True) -> dict:
@@ -455,74 +415,3 @@ class Desk(SpawnsTasks):
         self.webhooks.wake()
         if notices:
             self._spawn(self._deliver(conv, notices))
-
-    # --- reaching the customer -----------------------------------------------------------------
-
-    async def _recipient(self, conv: Conversation):
-        from ..channels.base import Recipient
-
-        async with self.sessionmaker() as session:
-            source = (await session.execute(
-                select(ContactIdentity.source_id).where(ContactIdentity.contact_id == conv.contact_id,
-                                                        ContactIdentity.channel == conv.channel)
-                .order_by(ContactIdentity.id.desc()).limit(1))).scalar_one_or_none()
-        return Recipient(conv.public_id, source or "", conv.language)
-
-    async def _deliver(self, conv: Conversation, messages: list[Message]) -> None:
-        """Through the conversation's channel (the REST channel cannot push: its clients poll
-        GET /webhooks/rest/messages, which reads the stored messages)."""
-        from ..router import Reply
-
-        channel = self.channels.get(conv.channel)
-        if channel is None:
-            return
-        recipient = await self._recipient(conv)
-        replies = [Reply.from_message(m) for m in messages]
-        try:
-            if "message_ids" in inspect.signature(channel.deliver).parameters:
-                result = await channel.deliver(recipient, replies, message_ids=[m.public_id for m in messages])
-            else:
-                result = await channel.deliver(recipient, replies)
-        except Exception:  # noqa: BLE001 - the message is stored; the inbox shows its status
-            log.exception("hand-off desk: delivering to %s conversation %s failed", conv.channel, conv.public_id)
-            return
-        if result is not None and not result.delivered:
-            log.info("hand-off desk: %s conversation %s: not delivered now (%s)", conv.channel, conv.public_id,
-                     result.error)
-        async with self.sessionmaker() as session:
-            rows = (await session.execute(select(Message).where(Message.id.in_([m.id for m in messages])))).scalars().all()
-            for m in rows:
-                self.hub.publish({"type": "delivery", "conversation_id": conv.public_id, "message_id": m.public_id,
-                                  "delivery_status": m.delivery_status,
-                                  "delivered": bool(result and result.delivered),
-                                  "error": result.error if result else None})
-
-    async def typing(self, conversation_id: str, agent: Actor, on: bool) -> bool:
-        """The agent is typing: shown to the customer where the channel can (REST: the poll answer)."""
-        async with self.sessionmaker() as session:
-            conv = await self._conversation(session, conversation_id)
-        if conv.status != OPEN or conv.assignee_id != agent.id:
-            return False
-        if on:
-            self._typing[conversation_id] = time.monotonic() + TYPING_SECONDS
-        else:
-            self._typing.pop(conversation_id, None)
-        self.hub.publish({"type": "typing", "conversation_id": conversation_id, "on": on,
-                          "agent": {"id": agent.public_id, "name": agent.name}})
-        channel = self.channels.get(conv.channel)
-        if channel is None or not hasattr(channel, "typing"):
-            return conv.channel == "rest"
-        try:
-            return bool(await channel.typing(await self._recipient(conv), on))
-        except Exception:  # noqa: BLE001 - best effort
-            log.exception("hand-off desk: typing indicator on %s failed", conv.channel)
-            return False
-
-    def is_typing(self, conversation_id: str) -> bool:
-        deadline = self._typing.get(conversation_id)
-        if deadline is None:
-            return False
-        if deadline < time.monotonic():
-            self._typing.pop(conversation_id, None)
-            return False
-        return True
