@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,7 @@ class Cluster(Stack):
         wired = Settings.from_env({**base_env})
         endpoints, credentials = write_rasa_config(wired, var)
         renv = {**rasa_env(), **(env_extra or {})}
-        app_python = os.environ.get("APP_PYTHON_EXECUTABLE") or __import__("sys").executable
+        app_python = sys.executable
         children = [Child("nginx", [nginx_executable(), "-p", str(var / "nginx"), "-c", str(conf), "-g", "daemon off;"],
                           base_env, logs / "nginx.log", f"http://{_client_host(s.gateway_host)}:{s.gateway_port}/nginx-health")]
         for i, port in enumerate(a_ports, 1):

@@ -140,8 +140,8 @@ async def api_metrics_csv(request: web.Request) -> web.Response:
                 "unanswered"]
         rows = [head] + [[x["id"], x["channel"], x["language"], x["created_at"].isoformat(),
                           x["handed_off_at"] is not None, x["reason"], x["resolved_at"] is not None,
-                          metrics._seconds(x["handed_off_at"], x["first_agent_reply_at"]),
-                          metrics._seconds(x["handed_off_at"], x["resolved_at"]), x["first_contact_resolved"],
+                          metrics.seconds_between(x["handed_off_at"], x["first_agent_reply_at"]),
+                          metrics.seconds_between(x["handed_off_at"], x["resolved_at"]), x["first_contact_resolved"],
                           x["csat"], x["nps"], len(x["questions"]), len(x["unanswered"])] for x in facts]
         name = f"conversations-{f.start}-{f.end}.csv"
     else:

@@ -79,7 +79,7 @@ class Filters:
         return cls(start, end, channel, language)
 
 
-def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+def seconds_between(a: datetime | None, b: datetime | None) -> float | None:
     if a is None or b is None:
         return None
     return max(0.0, (aware(b) - aware(a)).total_seconds())
@@ -200,9 +200,9 @@ def aggregate(facts: list[dict], f: Filters) -> dict:
         "resolved_by_agent": len(resolved),
         "first_contact_resolved": sum(1 for x in facts if x["first_contact_resolved"]),
         "fcr_rate": _rate(sum(1 for x in facts if x["first_contact_resolved"]), n),
-        "first_response_seconds": summary_of([s for x in handed if (s := _seconds(x["handed_off_at"],
+        "first_response_seconds": summary_of([s for x in handed if (s := seconds_between(x["handed_off_at"],
                                                                                    x["first_agent_reply_at"])) is not None]),
-        "resolution_seconds": summary_of([s for x in resolved if (s := _seconds(x["handed_off_at"],
+        "resolution_seconds": summary_of([s for x in resolved if (s := seconds_between(x["handed_off_at"],
                                                                                x["resolved_at"])) is not None]),
         "csat": csat_summary([x["csat"] for x in facts if x["csat"] is not None]),
         "nps": nps_summary([x["nps"] for x in facts if x["nps"] is not None]),
