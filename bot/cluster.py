@@ -27,7 +27,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .settings import Settings
-from .stack import Child, Stack, _client_host, free_port, http_ok, rasa_env, rasa_executable, write_rasa_config
+from .stack import (Child, Stack, _client_host, free_port, http_ok, rasa_env, rasa_executable, with_thread_defaults,
+                    write_rasa_config)
 
 CLUSTER_DEFAULTS = {
     "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/selfservice",
@@ -170,7 +171,8 @@ class Cluster(Stack):
         wiring = {"RASA_URL": self.internal["rasa"], "ACTION_SERVER_URL": self.internal["actions"],
                   "DATABASE_URL": s.database_url, "RASA_TRACKER_STORE_URL": s.rasa_tracker_store_url,
                   "REDIS_URL": s.redis_url, "RASA_LOCK_STORE_URL": s.rasa_lock_store_url, "VAR_DIR": str(var)}
-        base_env = {**os.environ, **(env_extra or {}), **wiring, "INTERNAL_TOKEN": resolve_internal_token(s)}
+        base_env = with_thread_defaults({**os.environ, **(env_extra or {}), **wiring,
+                                         "INTERNAL_TOKEN": resolve_internal_token(s)})
         wired = Settings.from_env({**base_env})
         endpoints, credentials = write_rasa_config(wired, var)
         renv = {**rasa_env(), **(env_extra or {})}

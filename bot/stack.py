@@ -29,6 +29,19 @@ RASA_VERSION = "3.6.21"
 RASA_DATA_DIRS = ("data/nlu", "data/rules", "data/stories")
 RASA_INPUT_FILES = ("config.yml", "domain.yml")
 RASA_ADDONS = "rasa_addons"
+# Rasa's SQL tracker store, with SQLite in WAL mode (rasa_addons/tracker_store.py)
+TRACKER_STORE_CLASS = "rasa_addons.tracker_store.TunedSQLTrackerStore"
+
+
+# Numerical libraries (OpenBLAS, OpenMP) start one thread per core that spins while it waits for
+# work. The services encode one short text at a time, so on a small machine those threads only
+# take CPU from the other processes (measured: 6.7 ms of CPU per knowledge-base search with them,
+# 5.0 without, the same wall time). A value set in the environment wins.
+THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def with_thread_defaults(env: dict[str, str]) -> dict[str, str]:
+    return {**THREAD_DEFAULTS, **env}
 
 
 def rasa_venv() -> Path:
@@ -70,7 +83,7 @@ def model_path(root: Path = PROJECT_ROOT) -> Path:
 
 
 def rasa_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = with_thread_defaults(dict(os.environ))
     env.update({"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
                 "PYTHONPATH": str(PROJECT_ROOT), "SANIC_WORKERS": "1", "LOG_LEVEL_LIBRARIES": "ERROR"})
     return env
@@ -145,10 +158,10 @@ def write_rasa_config(settings: Settings, var_dir: Path) -> tuple[Path, Path]:
     if ts.startswith("sqlite:///"):
         db = ts[len("sqlite:///"):]
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        endpoints["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": db}
+        endpoints["tracker_store"] = {"type": TRACKER_STORE_CLASS, "dialect": "sqlite", "db": db}
     else:
         u = urlparse(ts)
-        endpoints["tracker_store"] = {"type": "SQL", "dialect": "postgresql", "url": u.hostname or "127.0.0.1",
+        endpoints["tracker_store"] = {"type": TRACKER_STORE_CLASS, "dialect": "postgresql", "url": u.hostname or "127.0.0.1",
                                       "port": u.port or 5432, "db": (u.path or "/rasa").lstrip("/"),
                                       "username": u.username or "", "password": u.password or ""}
     if settings.rasa_lock_store_url:
@@ -232,7 +245,7 @@ class Stack:
 
     def build_children(self, model: Path, env_extra: dict[str, str] | None = None) -> None:
         s = self.settings
-        base_env = dict(os.environ)
+        base_env = with_thread_defaults(dict(os.environ))
         base_env.update(env_extra or {})
         from .editor.publishing import resolve_internal_token
 
