@@ -33,6 +33,18 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
+def _event_loop():
+    """uvloop when it is installed (it is a dependency): the gateway is mostly event-loop work
+    (sockets, and a thread hop per SQLite statement), which uvloop does with less CPU."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        import asyncio
+
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def cmd_serve(args) -> int:
     from aiohttp import web
 
@@ -44,7 +56,7 @@ def cmd_serve(args) -> int:
 
     install()  # no emails, phone or order numbers in the logs
     web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                access_log=None, print=lambda *_: None, shutdown_timeout=10)
+                access_log=None, print=lambda *_: None, shutdown_timeout=10, loop=_event_loop())
     return 0
 
 

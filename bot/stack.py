@@ -98,7 +98,10 @@ def ensure_model(log=print) -> tuple[Path, bool]:
     log(f"Training the Rasa model (inputs changed; cache key {target.name[:-len('.tar.gz')]}) ...")
     cmd = [str(rasa_executable()), "train", "--config", "config.yml", "--domain", "domain.yml",
            "--data", *[d for d in RASA_DATA_DIRS if (PROJECT_ROOT / d).is_dir()],
-           "--out", str(target.parent), "--fixed-model-name", target.name[:-len(".tar.gz")]]
+           "--out", str(target.parent), "--fixed-model-name", target.name[:-len(".tar.gz")],
+           # No reuse of cached components: Rasa 3.6 restores a cached component under its old node
+           # name when a component is added before it in config.yml, and the model fails to load.
+           "--force"]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=rasa_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)

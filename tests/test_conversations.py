@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import aiohttp
 import pytest
 
 from actions.texts import response_text
@@ -50,8 +51,34 @@ def test_explicit_hand_off_asks_name_and_email_validates_and_hands_off(running_s
     handoff_text = response_text("utter_handoff", lang).split("{")[0]
     assert any(t.startswith(handoff_text) for t in _texts(r)), _texts(r)
     [event] = _events(running_stack, sender, "handoff")
-    assert event["reason"] == "customer_request" and event["language"] == lang
+    assert event["reason"] == "customer_request" and event["language"] == lang and event["channel"] == "rest"
     assert event["captured"] == {"name": name, "email": email.lower()}
+
+
+async def test_the_widgets_proved_user_id_and_channel_reach_the_hand_off(running_stack):
+    # metadata -> rasa_addons.context_extractor's entities -> slots -> the hand-off event
+    from bot.channels.webchat_frames import user_hash
+
+    from .conftest import WIDGET_TEST_SECRET
+
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(running_stack.url.replace("http", "ws", 1) + "/webhooks/webchat/ws",
+                                   origin=running_stack.url)
+        await ws.send_json({"type": "hello", "visitor": "v" + uuid.uuid4().hex, "language": "de",
+                            "user_id": "shop-7", "user_hash": user_hash(WIDGET_TEST_SECRET, "shop-7")})
+        for i, text in enumerate(("Ich möchte mit einem Mitarbeiter sprechen", "/skip", "/skip")):
+            await ws.send_json({"type": "message", "id": f"m{i}", "text": text})
+            while True:
+                frame = json.loads((await ws.receive(timeout=60)).data)
+                if frame["type"] == "typing" and frame["on"] is False:
+                    break
+        await ws.close()
+    with running_stack.db() as db:
+        rows = db.execute("SELECT e.data FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id "
+                          "WHERE c.channel = 'webchat' AND e.type = 'handoff'").fetchall()
+    events = [json.loads(r["data"]) for r in rows]
+    assert any(e["verified_user_id"] == "shop-7" and e["channel"] == "webchat" and e["language"] == "de"
+               for e in events), events
 
 
 def test_the_form_can_be_skipped_entirely(running_stack):

@@ -167,9 +167,14 @@ async def ensure_identities(session: AsyncSession, channel: str, source_ids: lis
 
 async def recent_inbound(session: AsyncSession, contact_id: int, channel: str, limit: int = 20) -> list[Message]:
     """The contact's latest customer messages on a channel, newest first (across conversations)."""
+    # The contact's conversations on the channel, then each one's messages (both indexed; a message
+    # has its conversation's channel). Filtering on Message.channel let SQLite walk every message of
+    # the channel through the (channel, platform_message_id) index instead.
+    conversations = select(Conversation.id).where(Conversation.contact_id == contact_id,
+                                                  Conversation.channel == channel).scalar_subquery()
     return list((await session.execute(
-        select(Message).join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Conversation.contact_id == contact_id, Message.channel == channel, Message.direction == "in",
+        select(Message)
+        .where(Message.conversation_id.in_(conversations), Message.direction == "in",
                Message.sender_type == "customer")
         .order_by(Message.id.desc()).limit(limit)
     )).scalars().all())

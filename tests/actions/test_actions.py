@@ -8,7 +8,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
-from actions.context import ActionCaptureContext
 from actions.faq import ActionAnswerFromKB, ActionKBFeedback, choose_payload
 from actions.handoff import ActionHandoff, ActionPrepareHandoff, ValidateHandoffForm
 from knowledge_base.decision import DecisionPolicy
@@ -252,23 +251,3 @@ async def test_form_normalises_order_numbers(kb, value, expected):
 async def test_form_cleans_names_and_refuses_questions(kb, value, expected):
     d = CollectingDispatcher()
     assert ValidateHandoffForm().validate_name(value, d, _form_tracker(), {}) == {"name": expected}
-
-
-async def test_context_takes_language_channel_and_verified_identity_from_metadata():
-    d = CollectingDispatcher()
-    t = load_tracker("faq_question_de.json", slots={"language": None, "channel": None},
-                     latest_message={"text": "okay", "intent": {"name": "affirm"}, "entities": [],
-                                     "metadata": {"channel": "webchat", "language_detected": "tr",
-                                                  "verified_user_id": "user-42"}})
-    events = await ActionCaptureContext().run(d, t, {})
-    assert slots(events) == {"language": "tr", "channel": "webchat", "verified_user_id": "user-42"}
-    assert d.messages == []
-
-
-async def test_context_detects_the_language_when_no_gateway_sent_it():
-    d = CollectingDispatcher()
-    t = load_tracker("faq_question_de.json", slots={"language": None},
-                     latest_message={"text": "Siparişimi nasıl iade ederim?", "intent": {"name": "faq"},
-                                     "entities": [], "metadata": {}})
-    events = await ActionCaptureContext().run(d, t, {})
-    assert slots(events)["language"] == "tr"
