@@ -40,7 +40,11 @@ def load_questions() -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-async def run_load(url: str, concurrency: int, per_conversation: int, questions: list[str], tag: str) -> dict:
+async def run_load(url: "str | list[str]", concurrency: int, per_conversation: int, questions: list[str],
+                   tag: str) -> dict:
+    """Conversations sending back to back; with several URLs (several Rasa servers) conversation i
+    goes to URL i modulo their number."""
+    urls = [url] if isinstance(url, str) else list(url)
     latencies: list[float] = []
     errors = 0
     rng = random.Random(concurrency)
@@ -49,11 +53,12 @@ async def run_load(url: str, concurrency: int, per_conversation: int, questions:
         async def conversation(i: int) -> None:
             nonlocal errors
             sender = f"bench-{tag}-{concurrency}-{i}-{time.time_ns()}"
+            target = urls[i % len(urls)]
             for _ in range(per_conversation):
                 body = {"sender": sender, "message": rng.choice(questions)}
                 t0 = time.perf_counter()
                 try:
-                    async with session.post(url, json=body) as resp:
+                    async with session.post(target, json=body) as resp:
                         raw = await resp.read()
                         # an empty answer is a failure too (e.g. an action that errored inside Rasa)
                         if resp.status != 200 or not json.loads(raw or b"[]"):
@@ -67,20 +72,21 @@ async def run_load(url: str, concurrency: int, per_conversation: int, questions:
         t0 = time.perf_counter()
         await asyncio.gather(*(conversation(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - t0
-    return {"concurrency": concurrency, "messages": len(latencies), "errors": errors,
+    return {"concurrency": concurrency, "servers": len(urls), "messages": len(latencies), "errors": errors,
             "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
             "messages_per_s": round(len(latencies) / elapsed, 1) if elapsed else 0.0}
 
 
-async def bench(gateway: str, rasa: str, levels: list[int], per_conversation: int) -> dict:
+async def bench(gateway: str, rasa: list[str], levels: list[int], per_conversation: int) -> dict:
     questions = load_questions()
     results: dict = {"gateway": [], "rasa_alone": []}
+    rasa_hooks = [u + "/webhooks/rest/webhook" for u in rasa]
     # warm up both paths once
     await run_load(gateway + "/webhooks/rest/webhook", 2, 2, questions, "warm")
-    await run_load(rasa + "/webhooks/rest/webhook", 2, 2, questions, "warm")
+    await run_load(rasa_hooks, 2, 2, questions, "warm")
     for c in levels:
         g = await run_load(gateway + "/webhooks/rest/webhook", c, per_conversation, questions, "gw")
-        r = await run_load(rasa + "/webhooks/rest/webhook", c, per_conversation, questions, "rasa")
+        r = await run_load(rasa_hooks, c, per_conversation, questions, "rasa")
         results["gateway"].append(g)
         results["rasa_alone"].append(r)
         print(f"concurrency {c:>3}: gateway p50 {g['p50_ms']:>7} ms  p95 {g['p95_ms']:>7} ms  "
@@ -92,7 +98,7 @@ async def bench(gateway: str, rasa: str, levels: list[int], per_conversation: in
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="a running gateway (default: start the stack here)")
-    ap.add_argument("--rasa-url", help="the Rasa server behind that gateway")
+    ap.add_argument("--rasa-url", help="the Rasa server(s) behind that gateway (comma-separated)")
     ap.add_argument("--messages", type=int, default=20, help="messages per conversation")
     ap.add_argument("--concurrency", default="1,10,50")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e_latency.json"))
@@ -107,12 +113,12 @@ def main() -> int:
         if not args.rasa_url:
             print("error: --rasa-url is required with --url", file=sys.stderr)
             return 2
-        gateway, rasa = args.url.rstrip("/"), args.rasa_url.rstrip("/")
+        gateway, rasa = args.url.rstrip("/"), [u.strip().rstrip("/") for u in args.rasa_url.split(",") if u.strip()]
     else:
         from bot.stack import start_private_stack
 
         stack, _env = start_private_stack("bench-e2e-")
-        gateway, rasa = stack.gateway_url, stack.settings.rasa_url
+        gateway, rasa = stack.gateway_url, stack.rasa_urls
     try:
         results = asyncio.run(bench(gateway, rasa, levels, args.messages))
     finally:

@@ -236,14 +236,14 @@ async def run(args) -> dict:
     stack, env = await loop.run_in_executor(None, lambda: start_private_stack("bench-load-", {
         **WA_SETTINGS, "GATEWAY_PORT": str(gw_port), "WHATSAPP_API_BASE_URL": sim.base_url,
         "WIDGET_ALLOWED_ORIGINS": "*", "RATE_LIMIT_WHATSAPP_PER_MINUTE": "0"}))
-    url, rasa = stack.gateway_url, stack.settings.rasa_url
+    url, rasa = stack.gateway_url, stack.rasa_urls
     try:
         st, warm, elapsed = await drive(url, sim, args, "load")
         result = {"gateway": st.summary(elapsed),
                   "verification": check_storage(sqlite_rows(Path(env["DATABASE_URL"].split("///", 1)[1])), st, warm)}
         if not args.no_rasa_alone:
-            result["rasa_alone"] = await run_load(rasa + "/webhooks/rest/webhook", max(1, args.customers), args.turns,
-                                                  load_questions(), "load")
+            result["rasa_alone"] = await run_load([u + "/webhooks/rest/webhook" for u in rasa], max(1, args.customers),
+                                                  args.turns, load_questions(), "load")
     finally:
         await loop.run_in_executor(None, stack.stop)
         await sim.stop()

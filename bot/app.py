@@ -45,7 +45,7 @@ async def _fanout(app: web.Application):
 
 async def _clients(app: web.Application):
     settings = app[keys.SETTINGS]
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_retries)
+    rasa = RasaClient(settings.rasa_urls or settings.rasa_url, settings.rasa_timeout, settings.rasa_retries)
     await rasa.start()
     http = aiohttp.ClientSession()
     app[keys.RASA] = rasa

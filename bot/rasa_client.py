@@ -1,8 +1,17 @@
-"""The only place that talks to Rasa (its REST channel contract)."""
+"""The only place that talks to Rasa (its REST channel contract).
+
+With several Rasa servers (RASA_URL lists them; ``make run`` starts RASA_SERVERS of them), each
+customer always goes to the same server, chosen by a hash of its sender id: a server handles one
+customer's messages one at a time with its in-memory lock store, so no shared lock store is needed,
+and it finds the customer's conversation in its tracker-store memory. When that server cannot be
+reached, the next one in the list takes the message (its tracker store reads the same database).
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
+from typing import Sequence
 
 import aiohttp
 
@@ -14,8 +23,12 @@ class RasaUnavailable(RuntimeError):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float = 10.0, retries: int = 2):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: "str | Sequence[str]", timeout: float = 10.0, retries: int = 2):
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_urls = [u.rstrip("/") for u in urls]
+        if not self.base_urls:
+            raise ValueError("RasaClient needs at least one Rasa URL")
+        self.base_url = self.base_urls[0]
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.retries = retries
         self._session: aiohttp.ClientSession | None = None
@@ -38,10 +51,12 @@ class RasaClient:
         """
         assert self._session is not None, "RasaClient.start() was not awaited"
         body = {"sender": sender, "message": text, "metadata": metadata}
+        order = self.servers_for(sender)
         delay = 0.2
         for attempt in range(self.retries + 1):
+            base_url = order[attempt % len(order)]
             try:
-                async with self._session.post(f"{self.base_url}/webhooks/rest/webhook", json=body) as resp:
+                async with self._session.post(f"{base_url}/webhooks/rest/webhook", json=body) as resp:
                     if resp.status != 200:
                         detail = (await resp.text())[:200]
                         raise RasaUnavailable(f"Rasa answered HTTP {resp.status}: {detail}")
@@ -51,17 +66,29 @@ class RasaClient:
                     return data
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
                 if attempt >= self.retries:
-                    raise RasaUnavailable(f"cannot reach Rasa at {self.base_url}: {exc}") from exc
+                    raise RasaUnavailable(f"cannot reach Rasa at {base_url}: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay *= 2
             except asyncio.TimeoutError as exc:
                 raise RasaUnavailable(f"Rasa did not answer within {self.timeout.total} s") from exc
         raise RasaUnavailable("unreachable")  # pragma: no cover
 
+    def servers_for(self, sender: str) -> list[str]:
+        """The server that has this customer, then the others in turn."""
+        first = zlib.crc32(sender.encode("utf-8")) % len(self.base_urls)
+        return self.base_urls[first:] + self.base_urls[:first]
+
     async def ready(self) -> tuple[bool, str]:
+        """Ready when every server answers; the detail names the ones that do not."""
         assert self._session is not None
+        results = await asyncio.gather(*(self._ready(u) for u in self.base_urls))
+        bad = [f"{u}: {detail}" if len(self.base_urls) > 1 else detail
+               for u, (ok, detail) in zip(self.base_urls, results) if not ok]
+        return (not bad), ("ok" if not bad else "; ".join(bad))
+
+    async def _ready(self, base_url: str) -> tuple[bool, str]:
         try:
-            async with self._session.get(f"{self.base_url}/webhooks/rest/",
+            async with self._session.get(f"{base_url}/webhooks/rest/",
                                          timeout=aiohttp.ClientTimeout(total=2)) as resp:
                 if resp.status == 200:
                     return True, "ok"

@@ -83,6 +83,26 @@ def _http_url(env: dict, key: str) -> str:
     return raw
 
 
+def _http_urls(env: dict, key: str) -> tuple[str, ...]:
+    urls = tuple(u.strip().rstrip("/") for u in _get(env, key).split(",") if u.strip())
+    for raw in urls:
+        u = urlparse(raw)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise SettingsError(f"{key} must be an http(s) URL or several, comma-separated, got {raw!r}")
+    if not urls:
+        raise SettingsError(f"{key} must be an http(s) URL, got an empty value")
+    return urls
+
+
+def _rasa_servers(env: dict) -> int:
+    raw = _get(env, "RASA_SERVERS").strip().lower()
+    if raw == "auto":
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
+    if not raw.isdigit() or not 1 <= int(raw) <= 8:
+        raise SettingsError(f"RASA_SERVERS must be auto or a number from 1 to 8, got {raw!r}")
+    return int(raw)
+
+
 def _sqlite_relative_to_project(url: str) -> str:
     """sqlite URLs with a relative path are relative to the project folder, not the current one."""
     for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
@@ -214,7 +234,7 @@ class Settings:
     gateway_host: str
     gateway_port: int
     database_url: str
-    rasa_url: str
+    rasa_url: str  # the first of rasa_urls
     rasa_timeout: float
     rasa_retries: int
     rasa_host: str
@@ -253,6 +273,8 @@ class Settings:
     rasa_event_queue: str = "rasa_events"
     returning_days: int = 30
     sentiment: bool = True
+    rasa_urls: tuple[str, ...] = ()
+    rasa_servers: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -280,7 +302,9 @@ class Settings:
             gateway_host=_get(env, "GATEWAY_HOST"),
             gateway_port=_port(env, "GATEWAY_PORT"),
             database_url=db,
-            rasa_url=_http_url(env, "RASA_URL"),
+            rasa_url=_http_urls(env, "RASA_URL")[0],
+            rasa_urls=_http_urls(env, "RASA_URL"),
+            rasa_servers=_rasa_servers(env),
             rasa_timeout=float(_positive(env, "RASA_TIMEOUT_SECONDS")),
             rasa_retries=int(_positive(env, "RASA_RETRIES", int)),
             rasa_host=_get(env, "RASA_HOST"),

@@ -9,7 +9,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "GATEWAY_PORT": ("8080", "Port of the gateway, the only public service."),
     "DATABASE_URL": ("sqlite+aiosqlite:///var/gateway.db",
                      "Gateway database (SQLAlchemy URL): SQLite by default, postgresql+asyncpg://... to scale out."),
-    "RASA_URL": ("http://127.0.0.1:5005", "Where the gateway reaches the Rasa server."),
+    "RASA_URL": ("http://127.0.0.1:5005", "Where the gateway reaches the Rasa server; several comma-separated URLs: "
+                                          "each customer always goes to the same one (by a hash of its id), and to "
+                                          "the next when that one cannot be reached."),
+    "RASA_SERVERS": ("auto", "How many Rasa servers `make run` starts (1-8; auto: 2 on a machine with two or more cores, "
+                             "else 1), on RASA_PORT and the ports after it; the gateway then reaches all of them "
+                             "(RASA_URL is set to their URLs). Each serves its own customers, so no lock store is needed."),
     "RASA_TIMEOUT_SECONDS": ("10", "Timeout of one call to Rasa."),
     "RASA_RETRIES": ("2", "Retries of a call to Rasa that could not connect (with backoff)."),
     "RASA_HOST": ("127.0.0.1", "Address `make run` binds the Rasa server to (keep it private)."),

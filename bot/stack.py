@@ -259,17 +259,34 @@ class Stack:
         app_python = sys.executable
         renv = rasa_env()
         renv.update(env_extra or {})
+        gateway_env = dict(base_env)
+        rasa_children = []
+        if s.rasa_servers == 1:
+            urls = [s.rasa_url]
+            ports = [s.rasa_port]
+        else:  # RASA_SERVERS: on RASA_PORT and the free ports after it; the gateway reaches them all
+            ports = rasa_ports(s.rasa_host, s.rasa_port, s.rasa_servers)
+            urls = [f"http://{_client_host(s.rasa_host)}:{p}" for p in ports]
+            gateway_env["RASA_URL"] = ",".join(urls)
+        for i, (port, url) in enumerate(zip(ports, urls)):
+            rasa_children.append(Child(
+                "rasa" if i == 0 else f"rasa {i + 1}",
+                [str(rasa_executable()), "run", "--model", str(model), "--endpoints", str(endpoints),
+                 "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(port),
+                 "--response-timeout", "30"],
+                renv, logs / ("rasa.log" if i == 0 else f"rasa-{i + 1}.log"), url + "/webhooks/rest/"))
         self.children = [
             Child("action server", [app_python, "-m", "actions.server", "--host", s.action_server_host,
                                     "--port", str(s.action_server_port)],
                   base_env, logs / "actions.log", s.action_server_url + "/health"),
-            Child("rasa", [str(rasa_executable()), "run", "--model", str(model), "--endpoints", str(endpoints),
-                           "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(s.rasa_port),
-                           "--response-timeout", "30"],
-                  renv, logs / "rasa.log", s.rasa_url + "/webhooks/rest/"),
-            Child("gateway", [app_python, "-m", "bot", "serve"], base_env, logs / "gateway.log",
+            *rasa_children,
+            Child("gateway", [app_python, "-m", "bot", "serve"], gateway_env, logs / "gateway.log",
                   f"http://{_client_host(s.gateway_host)}:{s.gateway_port}/webhooks/rest/"),
         ]
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        return [c.ready_url[:-len("/webhooks/rest/")] for c in self.children if c.name.startswith("rasa")]
 
     def start(self) -> None:
         for c in self.children:
@@ -311,6 +328,22 @@ def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
+def rasa_ports(host: str, first: int, n: int) -> list[int]:
+    """``first`` and the next n-1 ports after it that nothing listens on."""
+    import socket
+
+    ports, candidate = [first], first + 1
+    while len(ports) < n and candidate < 65536:
+        with socket.socket() as sock:
+            try:
+                sock.bind((_client_host(host), candidate))
+                ports.append(candidate)
+            except OSError:
+                pass
+        candidate += 1
+    return ports
+
+
 def free_port() -> int:
     import socket
 
@@ -329,7 +362,7 @@ def summary(stack: Stack) -> str:
         f"    Health             {stack.gateway_url}/healthz",
         f"    Agent inbox        {stack.gateway_url}/inbox  (add an agent: python -m bot agents add EMAIL --name N --role admin)",
         f"    Editors' API       {stack.gateway_url}/api/editor  (OpenAPI: {stack.gateway_url}/api/openapi.json; --role editor)",
-        f"  Rasa server          {s.rasa_url}  (private)",
+        *(f"  Rasa server          {url}  (private)" for url in stack.rasa_urls),
         f"  Action server        {s.action_server_url}  (private)",
         f"  Logs                 {stack.var_dir / 'logs'}",
         "Try: curl -s -XPOST " + stack.gateway_url + "/webhooks/rest/webhook -H 'Content-Type: application/json' "

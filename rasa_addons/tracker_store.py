@@ -52,13 +52,15 @@ class TunedSQLTrackerStore(SQLTrackerStore):
             self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
             old.dispose()
         self.cache_size = max(0, int(cache_size))
+        self._stamp_sql = sa.text(f"SELECT count(id), max(id) FROM {self.SQLEvent.__table__.name} "
+                                  "WHERE sender_id = :sender_id")
         # sender -> Remembered: the stamp after this server's last read or save, and the rows of the
         # latest session as Rasa's query returns them
         self._recent: "OrderedDict[str, Remembered]" = OrderedDict()
 
     def _stamp(self, session, sender_id: str) -> Stamp:
-        count, last = session.query(sa.func.count(self.SQLEvent.id), sa.func.max(self.SQLEvent.id)).filter(
-            self.SQLEvent.sender_id == sender_id).one()
+        # plain SQL: through the ORM this query cost three times as much as in the database
+        count, last = session.execute(self._stamp_sql, {"sender_id": sender_id}).one()
         return int(count or 0), int(last or 0)
 
     def _valid(self, session, sender_id: str) -> "Optional[Remembered]":
