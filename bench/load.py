@@ -1,6 +1,7 @@
 """Load test over the three customer channels at once, with a loss and duplicate check afterwards.
 
     .venv/bin/python bench/load.py [--customers 30] [--turns 4] [--max-seconds 300] [--no-rasa-alone] [--cluster]
+                                   [--targets]
 
 Starts the whole product on free loopback ports with private databases (as bench/e2e_latency.py
 does) plus the WhatsApp simulator (tests/whatsapp_sim) as the Graph API, then runs N concurrent
@@ -17,6 +18,13 @@ at least one reply. Then, unless --no-rasa-alone, the same number of REST conver
 own REST channel on the same machine in the same run. With --cluster the same customers then go through
 `make run-cluster` (nginx in front of 2 gateways, 2 Rasa and 2 action servers on new PostgreSQL
 databases and Redis), verified the same way on PostgreSQL. Results: bench/results/load.json.
+
+With --targets the same stack then runs the issue's target scenarios, FAQ questions only and every
+customer sending back to back (no hand-offs): 50 and 10 conversations over the REST channel and the
+widget's WebSocket (both tell the customer when the bot's turn is over), the same over WhatsApp
+(where a customer only knows the turn is over when no reply came for RESPITE seconds, so its
+conversations cannot be back to back), and Rasa alone at 50 and 10. Each scenario is verified like
+the mixed run (every message it sent stored exactly once, every turn answered).
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from e2e_latency import load_questions, percentile, run_load  # noqa: E402
 
 HANDOFF = ["I want to talk to a person", "/skip", "/skip"]
+RESPITE = 0.3  # seconds without a WhatsApp reply after which a customer takes the bot's turn as over
 WA_SETTINGS = {"WHATSAPP_VERIFY_TOKEN": "load-verify", "WHATSAPP_APP_SECRET": "load-secret",
                "WHATSAPP_ACCESS_TOKEN": "load-token", "WHATSAPP_PHONE_NUMBER_ID": "100200300"}
 
@@ -153,7 +162,7 @@ async def wa_customer(sim, wa_id: str, texts: list[str], st: Stats, deadline: fl
         st.latencies["whatsapp"].append((time.perf_counter() - t0) * 1000)
         n = len(sim.messages_to(wa_id))  # the rest of the turn: wait until the replies stop coming
         while True:
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(RESPITE)
             if len(sim.messages_to(wa_id)) == n:
                 break
             n = len(sim.messages_to(wa_id))
@@ -176,9 +185,15 @@ INBOUND = ("SELECT c.channel, m.platform_message_id FROM messages m JOIN convers
            "ON c.id = m.conversation_id WHERE m.direction = 'in'")
 
 
-def sqlite_rows(db_path: Path) -> list[tuple]:
+def sqlite_rows(db_path: Path, after_id: int = 0) -> list[tuple]:
+    """Inbound messages stored after message id ``after_id`` (one scenario's, as they run one by one)."""
     with sqlite3.connect(db_path) as db:
-        return db.execute(INBOUND).fetchall()
+        return db.execute(INBOUND + " AND m.id > ?", (after_id,)).fetchall()
+
+
+def sqlite_last_id(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
 
 
 async def postgres_rows(url: str) -> list[tuple]:
@@ -200,25 +215,29 @@ def make_sim(gw_port: int):
                              phone_number_id=WA_SETTINGS["WHATSAPP_PHONE_NUMBER_ID"])
 
 
-async def drive(url: str, sim, args, prefix: str) -> tuple[Stats, Stats, float]:
-    """The customers of one run against the gateway (or the load balancer) at ``url``."""
+async def drive(url: str, sim, args, prefix: str, *, customers: int | None = None,
+                channels: tuple[str, ...] = ("rest", "ws", "whatsapp"), faq_only: bool = False,
+                wa_prefix: str = "4917") -> tuple[Stats, Stats, float]:
+    """The customers of one run against the gateway (or the load balancer) at ``url``: customer i is
+    on ``channels[i % len(channels)]``; every fifth one asks for a person unless ``faq_only``."""
     questions = load_questions()
     rng = random.Random(7)
     st, warm = Stats(), Stats()
-    connector = aiohttp.TCPConnector(limit=args.customers + 20)
+    customers = customers or args.customers
+    connector = aiohttp.TCPConnector(limit=customers + 20)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
         await rest_customer(http, url, f"{prefix}-warm-up", questions[:2], warm, time.monotonic() + 60)
         deadline = time.monotonic() + args.max_seconds
         jobs = []
-        for i in range(args.customers):
-            texts = script(i, args.turns, questions, rng)
-            kind = ("rest", "ws", "whatsapp")[i % 3]
+        for i in range(customers):
+            texts = [rng.choice(questions) for _ in range(args.turns)] if faq_only else script(i, args.turns, questions, rng)
+            kind = channels[i % len(channels)]
             if kind == "rest":
                 jobs.append(rest_customer(http, url, f"{prefix}-rest-{i}-{uuid.uuid4().hex[:6]}", texts, st, deadline))
             elif kind == "ws":
                 jobs.append(ws_customer(http, url, f"{prefix}ws{i:04d}{uuid.uuid4().hex[:12]}", texts, st, deadline))
             else:
-                jobs.append(wa_customer(sim, f"4917{i:08d}", texts, st, deadline))
+                jobs.append(wa_customer(sim, f"{wa_prefix}{i:08d}", texts, st, deadline))
         t0 = time.perf_counter()
         await asyncio.gather(*jobs)
         elapsed = time.perf_counter() - t0
@@ -237,17 +256,47 @@ async def run(args) -> dict:
         **WA_SETTINGS, "GATEWAY_PORT": str(gw_port), "WHATSAPP_API_BASE_URL": sim.base_url,
         "WIDGET_ALLOWED_ORIGINS": "*", "RATE_LIMIT_WHATSAPP_PER_MINUTE": "0"}))
     url, rasa = stack.gateway_url, stack.rasa_urls
+    db_path = Path(env["DATABASE_URL"].split("///", 1)[1])
+    rasa_hooks = [u + "/webhooks/rest/webhook" for u in rasa]
     try:
         st, warm, elapsed = await drive(url, sim, args, "load")
-        result = {"gateway": st.summary(elapsed),
-                  "verification": check_storage(sqlite_rows(Path(env["DATABASE_URL"].split("///", 1)[1])), st, warm)}
+        result = {"rasa_servers": len(rasa), "gateway": st.summary(elapsed),
+                  "verification": check_storage(sqlite_rows(db_path), st, warm)}
         if not args.no_rasa_alone:
-            result["rasa_alone"] = await run_load([u + "/webhooks/rest/webhook" for u in rasa], max(1, args.customers),
-                                                  args.turns, load_questions(), "load")
+            result["rasa_alone"] = await run_load(rasa_hooks, max(1, args.customers), args.turns, load_questions(), "load")
+        if args.targets:
+            result["targets"] = await run_targets(url, sim, args, db_path, rasa_hooks)
     finally:
         await loop.run_in_executor(None, stack.stop)
         await sim.stop()
     return result
+
+
+TARGET_SCENARIOS = (  # name, conversations, channels
+    ("faq_50_rest_ws", 50, ("rest", "ws")),
+    ("faq_10_rest_ws", 10, ("rest", "ws")),
+    ("faq_50_whatsapp", 50, ("whatsapp",)),
+    ("faq_10_whatsapp", 10, ("whatsapp",)),
+)
+
+
+async def run_targets(url: str, sim, args, db_path: Path, rasa_hooks: list[str]) -> dict:
+    """The issue's targets: FAQ questions only, every customer sending back to back."""
+    out: dict = {}
+    for k, (name, customers, channels) in enumerate(TARGET_SCENARIOS):
+        before = sqlite_last_id(db_path)
+        st, warm, elapsed = await drive(url, sim, args, f"t{k}", customers=customers, channels=channels, faq_only=True,
+                                        wa_prefix=f"49{k + 2}")
+        out[name] = {"conversations": customers, "channels": list(channels), **st.summary(elapsed),
+                     "verification": check_storage(sqlite_rows(db_path, before), st, warm)}
+        g = out[name]
+        print(f"{name}: {g['messages_per_s']} msg/s, p50 {g['p50_ms']} / p95 {g['p95_ms']} ms, "
+              f"errors {g['errors']}, stored exactly once: {g['verification']['exactly_once']}", flush=True)
+    for customers in (50, 10):
+        r = await run_load(rasa_hooks, customers, args.turns, load_questions(), f"target{customers}")
+        out[f"rasa_alone_{customers}"] = r
+        print(f"Rasa alone, {customers} conversations: {r['messages_per_s']} msg/s, p95 {r['p95_ms']} ms", flush=True)
+    return out
 
 
 async def run_cluster(args) -> dict:
@@ -311,6 +360,8 @@ def main() -> int:
     ap.add_argument("--no-rasa-alone", action="store_true")
     ap.add_argument("--cluster", action="store_true",
                     help="also run the same customers through make run-cluster (PostgreSQL, Redis, nginx)")
+    ap.add_argument("--targets", action="store_true",
+                    help="also run the target scenarios (FAQ only, 50 and 10 conversations back to back)")
     for name in ("gateways", "rasa", "actions"):
         ap.add_argument(f"--cluster-{name}", type=int, default=2, choices=range(1, 9), metavar="1-8")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
@@ -337,6 +388,10 @@ def main() -> int:
         r = result["rasa_alone"]
         print(f"Rasa alone (REST, {r['concurrency']} conversations): {r['messages_per_s']} msg/s, "
               f"p50 {r['p50_ms']} / p95 {r['p95_ms']} ms, errors {r['errors']}")
+    if "targets" in result:
+        tv = [t["verification"] for name, t in result["targets"].items() if not name.startswith("rasa_alone")]
+        v = {"exactly_once": v["exactly_once"] and all(x["exactly_once"] for x in tv),
+             "every_turn_answered": v["every_turn_answered"] and all(x["every_turn_answered"] for x in tv)}
     if "cluster" in result:
         c, cv = result["cluster"]["gateway"], result["cluster"]["verification"]
         print(f"cluster {result['cluster']['replicas']}: {c['answered_turns']} turns in {c['seconds']} s = "

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from bot.settings import Settings
 from bot.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
@@ -56,8 +57,11 @@ def test_run_prints_urls_serves_and_stops_every_child_on_ctrl_c(tmp_path):
         status, body = get_json(f"http://127.0.0.1:{gw}/healthz")
         assert status == 200 and body["status"] == "ok"
         children = _children_of(proc.pid)
-        assert len(children) == 3
+        servers = Settings.from_env(env).rasa_servers  # RASA_SERVERS=auto: 2 on two or more cores
+        assert len(children) == 2 + servers  # the action server, the Rasa servers, the gateway
+        assert out.count("Rasa server ") == servers
         assert (tmp_path / "logs" / "rasa.log").exists()
+        assert (tmp_path / "logs" / f"rasa-{servers}.log").exists() or servers == 1
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, rest
