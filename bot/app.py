@@ -56,6 +56,9 @@ async def _clients(app: web.Application):
     app[keys.FANOUT].on("inbox", desk.hub.publish_local)
     app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk,
                               returning_days=settings.returning_days)
+    from .health import action_server_down
+
+    app[keys.ROUTER].why_silent = lambda: action_server_down(app)
     await desk.start()  # the outgoing webhook's sender
     if settings.sentiment:
         from .editor.publishing import client

@@ -35,6 +35,16 @@ async def _action_server(app) -> tuple[dict, dict]:
         return {"ok": False, "detail": detail}, {"ok": False, "detail": "unknown: the action server is not reachable"}
 
 
+async def action_server_down(app) -> str | None:
+    """Why the action server cannot run actions now, or None when it answers (rasa-sdk's /health)."""
+    url = app[SETTINGS].action_server_url + "/health"
+    try:
+        async with app[HTTP].get(url, timeout=aiohttp.ClientTimeout(total=1.5)) as resp:
+            return None if resp.status == 200 else f"the action server answered HTTP {resp.status}"
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return f"the action server is unreachable ({type(exc).__name__})"
+
+
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     (db_ok, db_detail), (rasa_ok, rasa_detail), (actions, index) = await asyncio.gather(

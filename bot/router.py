@@ -20,7 +20,8 @@ from . import returning
 from .i18n import t
 from .rasa_client import RasaClient, RasaUnavailable
 from .store import repository as repo
-from .store.models import Conversation, Message
+from .store.models import Contact, Conversation, Message
+from .tasks import KeyedLocks
 
 if TYPE_CHECKING:
     from .handoff.desk import Desk
@@ -105,7 +106,11 @@ class Router:
         self.languages = languages
         self.returning_days = returning_days  # RETURNING_DAYS: greet a returning customer (bot.returning)
         self.sentiment = None  # bot.sentiment.SentimentTagger (create_app sets it unless SENTIMENT=off)
+        # Rasa answers nothing when the action server is down (it logs the failed action and goes
+        # on): this says why (create_app checks the action server), or None when it is up.
+        self.why_silent = None
         self.desk: Desk = desk or Desk(sessionmaker)
+        self._retrying = KeyedLocks()
 
     # The status transitions the agent inbox asks for (bot.handoff.desk documents each).
     async def claim(self, conversation_id: str, agent):
@@ -124,8 +129,27 @@ class Router:
         """Store the customer's message, then answer it (accept, then process)."""
         accepted = await self.accept(msg)
         if isinstance(accepted, RouteResult):
+            if accepted.duplicate and not accepted.replies and accepted.status == "bot":
+                # The first try was stored but the assistant could not answer it (the client was
+                # told 503): answer it now, once.
+                async with self._retrying(accepted.message_id):
+                    again = await self._unanswered(msg, accepted.message_id)
+                    if again is not None:
+                        return await self.process(again)
             return accepted  # a duplicate: answer what was answered the first time
         return await self.process(accepted)
+
+    async def _unanswered(self, msg: InboundMessage, message_public: str) -> "Accepted | None":
+        async with self.sessionmaker() as session:
+            stored = await repo.find_message_by_public_id(session, message_public)
+            if stored is None or await repo.replies_to(session, stored):
+                return None
+            conv = await session.get(Conversation, stored.conversation_id)
+            if conv is None or conv.status != "bot" or not await repo.has_event_for_message(
+                    session, conv.id, "assistant_unavailable", message_public):
+                return None
+            contact = await session.get(Contact, conv.contact_id)
+            return Accepted(msg, conv.id, conv.public_id, contact.public_id, message_public, conv.status, conv.language)
 
     async def accept(self, msg: InboundMessage, *, inbound_status: str | None = None) -> "Accepted | RouteResult":
         """Step 1: store the customer's message before anything else can fail.
@@ -192,6 +216,10 @@ class Router:
             metadata["verified_user_id"] = msg.verified_user_id
         try:
             raw = await self.rasa.send(contact_public, text_for_bot, metadata)
+            if not raw and self.why_silent is not None:
+                reason = await self.why_silent()
+                if reason:
+                    raise RasaUnavailable(reason)
         except RasaUnavailable as exc:
             log.warning("assistant unavailable for message %s: %s", message_public, exc)
             async with self.sessionmaker() as session:

@@ -82,3 +82,70 @@ async def test_healthz_names_every_component_that_is_not_ready(client):
     assert body["status"] == "unavailable"
     assert set(body["not_ready"]) == {"rasa", "action_server", "index"}
     assert body["checks"]["database"]["ok"] is True
+
+
+class SwitchableRasa:
+    """Rasa's REST channel: silent (as Rasa is when the action server is down: it logs the failed
+    action and answers nothing) or answering."""
+
+    def __init__(self):
+        self.silent = True
+        self.received: list[str] = []
+
+    async def webhook(self, request):
+        from aiohttp import web
+
+        body = await request.json()
+        self.received.append(body["message"])
+        return web.json_response([] if self.silent else [{"recipient_id": body["sender"], "text": "Here it is."}])
+
+    async def health(self, request):
+        from aiohttp import web
+
+        return web.json_response({"status": "ok"})
+
+
+async def _gateway(tmp_path, action_server_up: bool):
+    from aiohttp import web
+
+    rasa = SwitchableRasa()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", rasa.webhook)
+    app.router.add_get("/webhooks/rest/", rasa.health)
+    app.router.add_get("/health", rasa.health)  # stands in for rasa-sdk's health route when "up"
+    server = TestServer(app)
+    await server.start_server()
+    actions = str(server.make_url("")).rstrip("/") if action_server_up else f"http://127.0.0.1:{free_port()}"
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+                                  "RASA_URL": str(server.make_url("")).rstrip("/"), "ACTION_SERVER_URL": actions,
+                                  "SENTIMENT": "off"})
+    return rasa, server, TestClient(TestServer(create_app(settings)))
+
+
+async def test_silence_while_the_action_server_is_down_is_a_503_and_the_retry_is_answered_once(tmp_path):
+    rasa, server, client = await _gateway(tmp_path, action_server_up=False)
+    async with client:
+        msg = {"sender": "cust-2", "message": "Where is my parcel?", "metadata": {"message_id": "m-1"}}
+        resp = await client.post(URL, json=msg)
+        assert resp.status == 503 and "temporarily unavailable" in (await resp.json())["error"]
+        rasa.silent = False  # the action server is back
+        resp = await client.post(URL, json=msg)  # the client retries with the same id
+        assert resp.status == 200 and [r["text"] for r in await resp.json()] == ["Here it is."]
+        resp = await client.post(URL, json=msg)  # and once more: the stored answer, Rasa is not asked
+        assert resp.status == 200 and [r["text"] for r in await resp.json()] == ["Here it is."]
+        assert rasa.received == ["Where is my parcel?", "Where is my parcel?"]
+        with sqlite3.connect(tmp_path / "gw.db") as db:
+            rows = db.execute("SELECT direction, text FROM messages ORDER BY id").fetchall()
+        assert rows == [("in", "Where is my parcel?"), ("out", "Here it is.")]
+    await server.close()
+
+
+async def test_silence_while_the_action_server_is_up_is_just_no_reply(tmp_path):
+    rasa, server, client = await _gateway(tmp_path, action_server_up=True)
+    async with client:
+        resp = await client.post(URL, json={"sender": "cust-3", "message": "/skip"})
+        assert resp.status == 200 and await resp.json() == []
+        with sqlite3.connect(tmp_path / "gw.db") as db:
+            assert db.execute("SELECT count(*) FROM conversation_events WHERE type = 'assistant_unavailable'"
+                              ).fetchone()[0] == 0
+    await server.close()
