@@ -149,7 +149,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, store_errors])
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
-    app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels])
+    from .deferred import deferred_ctx
+
+    # deferred_ctx: what the assistant could not answer is answered when it is back (bot.deferred)
+    app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels, deferred_ctx])
     app.router.add_routes(rest.routes())
     for cls in channel_classes():
         if cls.enabled(settings):

@@ -17,3 +17,4 @@ HTTP = web.AppKey("http", object)  # aiohttp.ClientSession for health checks
 CHANNELS = web.AppKey("channels", dict)  # channel name -> Channel instance (bot.channels.base)
 EVENT_PUBLISHER = web.AppKey("event_publisher", object)  # bot.events.BrokerPublisher, or None
 FANOUT = web.AppKey("fanout", object)  # bot.fanout.Fanout: events for every gateway replica
+DEFERRED = web.AppKey("deferred", object)  # bot.deferred.DeferredAnswers: answers what waited for the assistant

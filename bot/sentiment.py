@@ -35,10 +35,16 @@ class SentimentTagger(SpawnsTasks):
         self._tasks: set[asyncio.Task] = set()
         self._queue: list[tuple[int, str, str]] = []  # (conversation pk, message id, text)
         self._worker: asyncio.Task | None = None
+        self._seen: dict[str, None] = {}  # recent message ids: a message answered again is not tagged again
 
     def tag(self, conversation_pk: int, message_id: str, text: str | None) -> None:
         text = (text or "").strip()
+        if message_id in self._seen:
+            return
         if text and not text.startswith("/"):  # button payloads carry no feeling
+            self._seen[message_id] = None
+            if len(self._seen) > 10_000:
+                del self._seen[next(iter(self._seen))]
             self._queue.append((conversation_pk, message_id, text))
             if self._worker is None or self._worker.done():
                 self._worker = self._spawn(self._work())

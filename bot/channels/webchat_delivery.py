@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import select
 
 from .. import keys
+from ..deferred import DEFERRED
 from ..i18n import t
 from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply
 from ..store import repository as repo
@@ -67,15 +68,17 @@ class WebchatDelivery:
             if bot_turn:
                 await self._broadcast(contact_pk, {"type": "typing", "on": True})
             async with self._semaphore, self._locks(contact_pk):
+                status = "processed"
                 try:
                     await self.app[keys.ROUTER].process(accepted)
                 except AssistantUnavailable:
                     await self._store_notice(accepted, "assistant_unavailable")
+                    status = DEFERRED  # answered when the assistant is back (bot.deferred)
                 except Exception:  # noqa: BLE001 - the customer is told; the message is kept
                     log.exception("webchat: answering message %s failed", accepted.message_id)
                     await self._store_notice(accepted, "assistant_unavailable")
                 async with self.sessionmaker() as session:
-                    await repo.set_message_status(session, accepted.message_id, "processed")
+                    await repo.set_message_status(session, accepted.message_id, status)
                     await session.commit()
         finally:
             self._inflight.discard(accepted.message_id)
@@ -87,8 +90,16 @@ class WebchatDelivery:
             if bot_turn and not still_busy:
                 await self._broadcast(contact_pk, {"type": "typing", "on": False})
 
+    async def resume_deferred(self, message_public_id: str) -> None:
+        """bot.deferred: the assistant is back; answer this message (claimed as received)."""
+        await self._resume_if_stuck(message_public_id)
+
     async def _store_notice(self, accepted: Accepted, key: str) -> None:
         async with self.sessionmaker() as session:
+            stored = await repo.find_message_by_public_id(session, accepted.message_id)
+            if stored is not None and any((r.meta or {}).get("text_key") == key
+                                          for r in await repo.replies_to(session, stored)):
+                return  # told once already (a deferred message that failed again)
             conv = await session.get(Conversation, accepted.conversation_pk)
             repo.add_message(session, conv, direction="out", sender_type="system", text=t(key, conv.language),
                              meta={"in_reply_to": accepted.message_id, "text_key": key})

@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import keys
 from ..i18n import t
+from ..deferred import DEFERRED
 from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, Message
@@ -255,6 +256,10 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         self._scheduled.add(message_public_id)
         self._spawn(self._process(message_public_id))
 
+    async def resume_deferred(self, message_public_id: str) -> None:
+        """bot.deferred: the assistant is back; answer this message (claimed as received)."""
+        self._schedule(message_public_id)
+
     async def _recover(self) -> None:
         """Answer messages accepted before a crash or restart but not answered."""
         async with self.sessionmaker() as session:
@@ -298,7 +303,10 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         meta = row.meta or {}
         reading = self._spawn(self._mark_read(row.platform_message_id)) if row.platform_message_id else None
         async with self.sessionmaker() as session:
-            already = await repo.replies_to(session, row)
+            earlier = await repo.replies_to(session, row)
+        told_to_wait = any((m.meta or {}).get("gateway_text") == "assistant_unavailable" for m in earlier)
+        already = [m for m in earlier if (m.meta or {}).get("gateway_text") != "assistant_unavailable"]
+        deferred = False
         if not already:  # (after a restart the replies may already be stored)
             if meta.get("unsupported"):
                 if conv.status not in ("pending", "open"):
@@ -312,8 +320,10 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
                 try:
                     await self.app[keys.ROUTER].process(accepted)
                 except AssistantUnavailable:
-                    await self._store_reply(row, conv, t("assistant_unavailable", conv.language),
-                                            "assistant_unavailable")
+                    if not told_to_wait:  # once, not at every retry of a deferred message
+                        await self._store_reply(row, conv, t("assistant_unavailable", conv.language),
+                                                "assistant_unavailable")
+                    deferred = True  # answered when the assistant is back (bot.deferred)
         async with self.sessionmaker() as session:
             conv = await session.get(Conversation, conv.id)
             pending = [m for m in await repo.replies_to(session, row) if m.delivery_status in (None, "pending")]
@@ -321,7 +331,7 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
             await self._send_messages(conv, contact, pending, conv.language)
         async with self.sessionmaker() as session:
             m = await session.get(Message, row.id)
-            m.delivery_status = INBOUND_PROCESSED
+            m.delivery_status = DEFERRED if deferred else INBOUND_PROCESSED
             await session.commit()
         if reading is not None and not reading.done():
             await asyncio.wait([reading], timeout=1.0)

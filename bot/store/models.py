@@ -75,6 +75,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "platform_message_id", name="uq_message_platform_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_delivery_status", "delivery_status", "id"),  # migration 0007
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)

@@ -29,7 +29,9 @@ SECRET, TOKEN, PHONE_ID, VERIFY = "in-proc-secret", "in-proc-token", "555000111"
 
 
 class FakeRasa:
-    """Rasa's REST channel, scripted: a question gets an answer and "Did that help?" with buttons."""
+    """Rasa's REST channel, scripted: a question gets an answer and "Did that help?" with buttons. It
+    also answers the action server's health route (the gateway asks it when Rasa is silent and
+    before answering deferred messages)."""
 
     def __init__(self):
         self.received: list[dict] = []
@@ -39,6 +41,7 @@ class FakeRasa:
     async def start(self):
         app = web.Application()
         app.router.add_get("/webhooks/rest/", self.health)
+        app.router.add_get("/health", self.health)
         app.router.add_post("/webhooks/rest/webhook", self.webhook)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -75,7 +78,7 @@ class Gateway:
         self.port = free_port()
         self.settings = Settings.from_env({
             "DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}", "RASA_URL": f"http://127.0.0.1:{rasa.port}",
-            "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}", "RASA_RETRIES": "0",
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{rasa.port}", "RASA_RETRIES": "0",
             "WHATSAPP_VERIFY_TOKEN": VERIFY, "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_ACCESS_TOKEN": TOKEN,
             "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "WHATSAPP_API_BASE_URL": sim.base_url,
         })

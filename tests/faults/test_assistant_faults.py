@@ -9,7 +9,7 @@ import aiohttp
 from bot.i18n import t
 
 from ..channels.test_webchat_protocol import SITE, until
-from ..channels.test_whatsapp_channel import wa, wait_until, whatsapp_gateway
+from ..channels.test_whatsapp_channel import sent_texts, wa, wait_until, whatsapp_gateway
 
 
 async def test_rasa_down_then_back_on_whatsapp_and_the_widget(tmp_path):
@@ -43,3 +43,43 @@ async def test_rasa_down_then_back_on_whatsapp_and_the_widget(tmp_path):
             stored = [r[0] for r in db.execute("SELECT text FROM messages WHERE direction = 'in' ORDER BY id")]
         assert stored == ["Where is my parcel?", "Hallo, wo ist meine Rechnung bitte?", "Is anyone there?",
                           "And now?", "Hello again"]  # nothing lost, nothing doubled
+
+
+async def test_what_waited_for_the_assistant_is_answered_when_it_is_back(tmp_path):
+    """The notice says "we'll get back to you": once Rasa is back, the message sent during the outage
+    is answered without the customer asking again, on WhatsApp and on the widget, and the notice is
+    sent once. A deferred message after which the customer got an answer to a newer one is left."""
+    from bot.keys import DEFERRED
+
+    async with whatsapp_gateway(tmp_path, widget_allowed_origins=(SITE,)) as gw:
+        await gw.app[DEFERRED].stop()  # no rounds of its own: this test runs them (run_once) when it wants
+        user, late = wa(), wa()
+        await gw.rasa.stop()
+        await gw.sim.send_text(user, "Wo ist meine Rechnung?")
+        await gw.sim.send_text(late, "Where is my parcel?")
+        notice_de, notice_en = t("assistant_unavailable", "de"), t("assistant_unavailable", "en")
+        await wait_until(lambda: notice_de in sent_texts(gw.sim, user), timeout=30, what="the notice")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(str(gw.client.make_url("/webhooks/webchat/ws")), origin=SITE)
+            await ws.send_json({"type": "hello", "visitor": "v-deferred-1", "language": "en"})
+            await until(ws, lambda f: f["type"] == "history")
+            await ws.send_json({"type": "message", "id": "w1", "text": "Is anyone there?"})
+            await until(ws, lambda f: f["type"] == "message" and f.get("text") == notice_en, timeout=30)
+            assert await gw.app[DEFERRED].run_once() == 0  # still down: nothing is tried, nobody is told again
+
+            await gw.rasa.start()
+            await gw.sim.send_text(late, "Hello?")  # this customer asks again first: the old question is left
+            await wait_until(lambda: "Answer to: Hello?" in sent_texts(gw.sim, late), timeout=30, what="a new answer")
+            assert await gw.app[DEFERRED].run_once() == 2
+            await wait_until(lambda: "Answer to: Wo ist meine Rechnung?" in sent_texts(gw.sim, user), timeout=30,
+                             what="the deferred answer on WhatsApp")
+            frame, _ = await until(ws, lambda f: f["type"] == "message" and f.get("role") == "bot", timeout=30)
+            assert frame["text"] == "Answer to: Is anyone there?"
+            await ws.close()
+        assert sent_texts(gw.sim, user).count(notice_de) == 1
+        assert "Answer to: Where is my parcel?" not in sent_texts(gw.sim, late)
+        assert await gw.app[DEFERRED].run_once() == 0  # nothing waits any more
+        with gw.db() as db:
+            states = dict(db.execute("SELECT text, delivery_status FROM messages WHERE direction = 'in'").fetchall())
+        assert states == {"Wo ist meine Rechnung?": "processed", "Where is my parcel?": "superseded",
+                          "Is anyone there?": "processed", "Hello?": "processed"}

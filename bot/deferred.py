@@ -1,0 +1,109 @@
+"""Messages the assistant could not answer are answered when it is back.
+
+When Rasa or the action server is down, the widget and WhatsApp store the customer's message, tell
+the customer "One moment, please ... your message is saved and we'll get back to you", and mark the
+message ``deferred``. This loop keeps that promise: every ``RETRY_SECONDS`` it looks for deferred
+messages and, once every Rasa server and the action server answer, hands each one back to its
+channel, oldest first, which answers it as if it had just arrived (and tells the customer nothing
+more if it fails again). A message is claimed with one conditional update, so with several gateway
+replicas exactly one of them answers it. A message after which the customer already got an answer
+to a newer one is not answered any more (status ``superseded``): the conversation has moved on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select, update
+
+from . import keys
+from .store.models import Message
+from .tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+DEFERRED = "deferred"
+SUPERSEDED = "superseded"
+RETRY_SECONDS = 5.0
+BATCH = 100
+
+
+async def deferred_messages(session, limit: int = BATCH) -> list[Message]:
+    return list((await session.execute(
+        select(Message).where(Message.delivery_status == DEFERRED, Message.direction == "in")
+        .order_by(Message.id).limit(limit))).scalars().all())
+
+
+async def claim(session, message_id: int, to_status: str) -> bool:
+    """Move one deferred message to ``to_status``; False when another replica took it first."""
+    result = await session.execute(update(Message).where(Message.id == message_id, Message.delivery_status == DEFERRED)
+                                   .values(delivery_status=to_status))
+    return result.rowcount == 1
+
+
+async def answered_later(session, m: Message) -> bool:
+    """Whether a newer message of the customer in this conversation was answered."""
+    return (await session.execute(
+        select(Message.id).where(Message.conversation_id == m.conversation_id, Message.direction == "in",
+                                 Message.id > m.id, Message.delivery_status == "processed").limit(1)
+    )).first() is not None
+
+
+class DeferredAnswers:
+    def __init__(self, app, retry_seconds: float = RETRY_SECONDS):
+        self.app = app
+        self.retry_seconds = retry_seconds
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_seconds)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. the database is down too: try again later
+                log.warning("deferred answers: this round failed", exc_info=True)
+
+    async def assistant_ready(self) -> bool:
+        from .health import action_server_down
+
+        ok, _ = await self.app[keys.RASA].ready()
+        return ok and await action_server_down(self.app) is None
+
+    async def run_once(self) -> int:
+        """One round; returns how many messages were handed back to their channels."""
+        sessionmaker = self.app[keys.SESSIONMAKER]
+        async with sessionmaker() as session:
+            waiting = await deferred_messages(session)
+        if not waiting or not await self.assistant_ready():
+            return 0
+        resumed = 0
+        channels = self.app[keys.CHANNELS]
+        for m in waiting:
+            channel = channels.get(m.channel)
+            if channel is None or not hasattr(channel, "resume_deferred"):
+                continue
+            async with sessionmaker() as session:
+                later = await answered_later(session, m)
+                took = await claim(session, m.id, SUPERSEDED if later else "received")
+                await session.commit()
+            if took and not later:
+                await channel.resume_deferred(m.public_id)
+                resumed += 1
+        if resumed:
+            log.info("deferred answers: %d message(s) handed back to their channels", resumed)
+        return resumed
+
+
+async def deferred_ctx(app):
+    deferred = app[keys.DEFERRED] = DeferredAnswers(app)
+    await deferred.start()
+    yield
+    await deferred.stop()
