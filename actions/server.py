@@ -2,7 +2,8 @@
 
     python -m actions.server [--host 127.0.0.1] [--port 5055]
 
-Adds ``GET /ready`` (200 with the snapshot version once the knowledge base is loaded, else 503)
+Adds ``GET /ready`` (200 with the snapshot version once the knowledge base is loaded, else 503),
+``GET /status`` (when the server started)
 and ``GET /search?q=...&lang=de&k=5`` (the knowledge base's best articles with their short answers;
 the agent inbox's canned answers go through the gateway to it, so the encoder and the index are
 loaded once on the machine) beside rasa-sdk's ``GET /health`` and ``POST /webhook``. The knowledge base follows the published
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 
 from knowledge_base.config import KBSettings, SettingsError
 
@@ -45,6 +47,13 @@ def build_app(settings: KBSettings):
     executor = SelectiveDomainExecutor()
     executor.register_package("actions")
     app = create_app(executor, cors_origins=[])
+    started_at = time.time()
+
+    @app.get("/status")
+    async def status(_request):
+        # When it started: the gateway tells "Rasa had nothing to say" from "the action server
+        # was down, or starting, while Rasa called it" (bot.health.action_server_down).
+        return response.json({"status": "ok", "started_at": started_at})
 
     @app.get("/ready")
     async def ready(_request):

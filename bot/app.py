@@ -58,7 +58,7 @@ async def _clients(app: web.Application):
                               returning_days=settings.returning_days)
     from .health import action_server_down
 
-    app[keys.ROUTER].why_silent = lambda: action_server_down(app)
+    app[keys.ROUTER].why_silent = lambda since: action_server_down(app, since)
     await desk.start()  # the outgoing webhook's sender
     if settings.sentiment:
         from .editor.publishing import client

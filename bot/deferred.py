@@ -7,7 +7,9 @@ messages and, once every Rasa server and the action server answer, hands each on
 channel, oldest first, which answers it as if it had just arrived (and tells the customer nothing
 more if it fails again). A message is claimed with one conditional update, so with several gateway
 replicas exactly one of them answers it. A message after which the customer already got an answer
-to a newer one is not answered any more (status ``superseded``): the conversation has moved on.
+to a newer one is not answered any more (status ``superseded``): the conversation has moved on. A
+message still not answered after ``MAX_TRIES`` rounds (the assistant fails on it, not just was
+down) is given up (status ``failed``, logged) rather than tried for ever.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DEFERRED = "deferred"
 SUPERSEDED = "superseded"
+FAILED = "failed"
+MAX_TRIES = 5
 RETRY_SECONDS = 5.0
 BATCH = 100
 
@@ -34,10 +38,13 @@ async def deferred_messages(session, limit: int = BATCH) -> list[Message]:
         .order_by(Message.id).limit(limit))).scalars().all())
 
 
-async def claim(session, message_id: int, to_status: str) -> bool:
+async def claim(session, m: Message, to_status: str, meta: dict | None = None) -> bool:
     """Move one deferred message to ``to_status``; False when another replica took it first."""
-    result = await session.execute(update(Message).where(Message.id == message_id, Message.delivery_status == DEFERRED)
-                                   .values(delivery_status=to_status))
+    values: dict = {"delivery_status": to_status}
+    if meta is not None:
+        values["meta"] = meta
+    result = await session.execute(update(Message).where(Message.id == m.id, Message.delivery_status == DEFERRED)
+                                   .values(**values))
     return result.rowcount == 1
 
 
@@ -90,11 +97,15 @@ class DeferredAnswers:
             channel = channels.get(m.channel)
             if channel is None or not hasattr(channel, "resume_deferred"):
                 continue
+            tries = int((m.meta or {}).get("deferred_tries") or 0) + 1
             async with sessionmaker() as session:
                 later = await answered_later(session, m)
-                took = await claim(session, m.id, SUPERSEDED if later else "received")
+                status = SUPERSEDED if later else FAILED if tries > MAX_TRIES else "received"
+                took = await claim(session, m, status, {**(m.meta or {}), "deferred_tries": tries})
                 await session.commit()
-            if took and not later:
+            if took and status == FAILED:
+                log.warning("deferred answers: message %s given up after %d tries", m.public_id, MAX_TRIES)
+            elif took and status == "received":
                 await channel.resume_deferred(m.public_id)
                 resumed += 1
         if resumed:

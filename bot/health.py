@@ -35,14 +35,21 @@ async def _action_server(app) -> tuple[dict, dict]:
         return {"ok": False, "detail": detail}, {"ok": False, "detail": "unknown: the action server is not reachable"}
 
 
-async def action_server_down(app) -> str | None:
-    """Why the action server cannot run actions now, or None when it answers (rasa-sdk's /health)."""
-    url = app[SETTINGS].action_server_url + "/health"
+async def action_server_down(app, since: float | None = None) -> str | None:
+    """Why the action server cannot run actions, or None when it answers. With ``since`` (a
+    time.time()), also when it started after that: it was down or starting while Rasa called it."""
+    url = app[SETTINGS].action_server_url + "/status"
     try:
         async with app[HTTP].get(url, timeout=aiohttp.ClientTimeout(total=1.5)) as resp:
-            return None if resp.status == 200 else f"the action server answered HTTP {resp.status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            if resp.status != 200:
+                return f"the action server answered HTTP {resp.status}"
+            body = await resp.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         return f"the action server is unreachable ({type(exc).__name__})"
+    started = body.get("started_at") if isinstance(body, dict) else None
+    if since is not None and isinstance(started, (int, float)) and started >= since - 0.5:
+        return "the action server was starting while the assistant answered"
+    return None
 
 
 async def healthz(request: web.Request) -> web.Response:

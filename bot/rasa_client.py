@@ -46,8 +46,8 @@ class RasaClient:
     async def send(self, sender: str, text: str, metadata: dict) -> list[dict]:
         """Send one customer message; return Rasa's bot messages.
 
-        Only failures to connect are retried (with backoff): once Rasa has the message, sending it
-        again would process it twice.
+        Only failures to connect, or a server that went away before answering, are retried (with
+        backoff, on the next server): once Rasa has answered, sending it again would process it twice.
         """
         assert self._session is not None, "RasaClient.start() was not awaited"
         body = {"sender": sender, "message": text, "metadata": metadata}
@@ -64,13 +64,17 @@ class RasaClient:
                     if not isinstance(data, list):
                         raise RasaUnavailable("Rasa answered with something other than a list of messages")
                     return data
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # could not connect, or the server went away (killed, restarted: "connection reset")
+                # before it answered, so it saved nothing of this message: the next server may take it
                 if attempt >= self.retries:
                     raise RasaUnavailable(f"cannot reach Rasa at {base_url}: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay *= 2
             except asyncio.TimeoutError as exc:
                 raise RasaUnavailable(f"Rasa did not answer within {self.timeout.total} s") from exc
+            except (aiohttp.ClientError, ValueError) as exc:  # a broken answer (e.g. not JSON)
+                raise RasaUnavailable(f"Rasa at {base_url} answered badly: {type(exc).__name__}: {exc}") from exc
         raise RasaUnavailable("unreachable")  # pragma: no cover
 
     def servers_for(self, sender: str) -> list[str]:

@@ -8,6 +8,7 @@ to the agent inbox and never forwarded to Rasa.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,8 @@ class Router:
         self.returning_days = returning_days  # RETURNING_DAYS: greet a returning customer (bot.returning)
         self.sentiment = None  # bot.sentiment.SentimentTagger (create_app sets it unless SENTIMENT=off)
         # Rasa answers nothing when the action server is down (it logs the failed action and goes
-        # on): this says why (create_app checks the action server), or None when it is up.
+        # on): this says why (create_app checks the action server: down, or started after the
+        # given time), or None when it was up.
         self.why_silent = None
         self.desk: Desk = desk or Desk(sessionmaker)
         self._retrying = KeyedLocks()
@@ -215,11 +217,13 @@ class Router:
         if msg.verified_user_id:
             metadata["verified_user_id"] = msg.verified_user_id
         try:
+            asked_at = time.time()
             raw = await self.rasa.send(contact_public, text_for_bot, metadata)
             if not raw and self.why_silent is not None:
-                reason = await self.why_silent()
+                reason = await self.why_silent(asked_at)
                 if reason:
                     raise RasaUnavailable(reason)
+                log.warning("Rasa answered nothing to message %s (the action server is up)", message_public)
         except RasaUnavailable as exc:
             log.warning("assistant unavailable for message %s: %s", message_public, exc)
             async with self.sessionmaker() as session:

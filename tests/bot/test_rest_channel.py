@@ -104,6 +104,11 @@ class SwitchableRasa:
 
         return web.json_response({"status": "ok"})
 
+    async def status(self, request):
+        from aiohttp import web
+
+        return web.json_response({"status": "ok", "started_at": 0})
+
 
 async def _gateway(tmp_path, action_server_up: bool):
     from aiohttp import web
@@ -112,7 +117,7 @@ async def _gateway(tmp_path, action_server_up: bool):
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", rasa.webhook)
     app.router.add_get("/webhooks/rest/", rasa.health)
-    app.router.add_get("/health", rasa.health)  # stands in for rasa-sdk's health route when "up"
+    app.router.add_get("/status", rasa.status)  # stands in for the action server's when "up"
     server = TestServer(app)
     await server.start_server()
     actions = str(server.make_url("")).rstrip("/") if action_server_up else f"http://127.0.0.1:{free_port()}"

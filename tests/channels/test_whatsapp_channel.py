@@ -30,7 +30,7 @@ SECRET, TOKEN, PHONE_ID, VERIFY = "in-proc-secret", "in-proc-token", "555000111"
 
 class FakeRasa:
     """Rasa's REST channel, scripted: a question gets an answer and "Did that help?" with buttons. It
-    also answers the action server's health route (the gateway asks it when Rasa is silent and
+    also answers the action server's status route (the gateway asks it when Rasa is silent and
     before answering deferred messages)."""
 
     def __init__(self):
@@ -41,7 +41,7 @@ class FakeRasa:
     async def start(self):
         app = web.Application()
         app.router.add_get("/webhooks/rest/", self.health)
-        app.router.add_get("/health", self.health)
+        app.router.add_get("/status", self.status)
         app.router.add_post("/webhooks/rest/webhook", self.webhook)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -52,6 +52,9 @@ class FakeRasa:
 
     async def health(self, request):
         return web.json_response({"status": "ok"})
+
+    async def status(self, request):  # the action server's: up since long ago
+        return web.json_response({"status": "ok", "started_at": 0})
 
     async def webhook(self, request):
         body = await request.json()

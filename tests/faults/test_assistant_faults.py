@@ -83,3 +83,27 @@ async def test_what_waited_for_the_assistant_is_answered_when_it_is_back(tmp_pat
             states = dict(db.execute("SELECT text, delivery_status FROM messages WHERE direction = 'in'").fetchall())
         assert states == {"Wo ist meine Rechnung?": "processed", "Where is my parcel?": "superseded",
                           "Is anyone there?": "processed", "Hello?": "processed"}
+
+
+async def test_a_deferred_message_the_assistant_keeps_failing_on_is_given_up(tmp_path):
+    import json
+
+    from bot.deferred import MAX_TRIES
+    from bot.keys import DEFERRED
+
+    async with whatsapp_gateway(tmp_path) as gw:
+        await gw.app[DEFERRED].stop()
+        user = wa()
+        await gw.rasa.stop()
+        await gw.sim.send_text(user, "Wo ist meine Rechnung?")
+        await wait_until(lambda: t("assistant_unavailable", "de") in sent_texts(gw.sim, user), timeout=30,
+                         what="the notice")
+        await gw.rasa.start()
+        with gw.db() as db:  # as if it had been tried and failed MAX_TRIES times already
+            db.execute("UPDATE messages SET meta = json_set(meta, '$.deferred_tries', ?) WHERE direction = 'in'",
+                       (MAX_TRIES,))
+        assert await gw.app[DEFERRED].run_once() == 0
+        with gw.db() as db:
+            status, meta = db.execute("SELECT delivery_status, meta FROM messages WHERE direction = 'in'").fetchone()
+        assert status == "failed" and json.loads(meta)["deferred_tries"] == MAX_TRIES + 1
+        assert "Answer to: Wo ist meine Rechnung?" not in sent_texts(gw.sim, user)
