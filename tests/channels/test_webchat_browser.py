@@ -80,12 +80,14 @@ class Site:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def page(self, gateway: str, *, lang: str | None = "en", **data: str) -> str:
-        """Register a page embedding the widget with these data- options; returns its URL."""
+    def page(self, gateway: str, *, lang: str | None = "en", csp: str | None = None, **data: str) -> str:
+        """Register a page embedding the widget with these data- options (and, with ``csp``, that
+        Content-Security-Policy); returns its URL."""
         attrs = "".join(f' data-{k.replace("_", "-")}="{v}"' for k, v in data.items())
         html_lang = f' lang="{lang}"' if lang else ""
+        policy = f'<meta http-equiv="Content-Security-Policy" content="{csp}">' if csp else ""
         path = f"/page-{uuid.uuid4().hex[:8]}"
-        self.pages[path] = (f"<!doctype html><html{html_lang}><head><meta charset=utf-8>"
+        self.pages[path] = (f"<!doctype html><html{html_lang}><head><meta charset=utf-8>{policy}"
                             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
                             f"<title>Shop</title></head><body><h1>Our shop</h1>"
                             f'<script src="{gateway}/widget.js"{attrs} defer></script></body></html>')
@@ -285,6 +287,36 @@ def test_options_set_title_greeting_colour_and_position(running_stack, new_page,
     button.click()
     expect(page.get_by_role("dialog", name="Ask Beany")).to_be_visible()
     expect(bubbles(page, "bot").first).to_have_text("Moin! What can I brew for you?")
+
+
+def test_a_site_with_a_strict_content_security_policy_needs_no_inline_style(running_stack, new_page, site):
+    # what the README tells an embedding site to allow: the gateway for the script and the socket
+    gateway, ws = running_stack.url, running_stack.url.replace("http", "ws", 1)
+    page = new_page()
+    page.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+                         "e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page.goto(site.page(gateway, csp=f"default-src 'none'; script-src {gateway}; connect-src {gateway} {ws}; "
+                                     "style-src 'self'; img-src data:"))
+    button = launcher(page)
+    assert button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(107, 62, 38)"  # styled
+    button.click()
+    send(page, "How do I reset my password?")
+    expect(chat_log(page).locator('a[href$="/help/en/reset-password"]')).to_be_visible(timeout=ANSWER_TIMEOUT)
+    assert page.evaluate("window.__violations") == []
+
+
+def test_the_demo_page_allows_no_inline_style_but_its_own_and_breaks_none(running_stack, new_page):
+    page = new_page()
+    page.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', "
+                         "e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    resp = page.goto(running_stack.url + "/")
+    csp = resp.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "style-src 'self' 'sha256-" in csp
+    launcher(page).click()
+    expect(page.get_by_role("dialog", name="Brewbox help")).to_be_visible()
+    assert page.evaluate("window.__violations") == []
+    # the page's own styles applied (its <style> block, allowed by its hash)
+    assert page.evaluate("getComputedStyle(document.body).margin") != "8px"
 
 
 def test_a_script_typed_as_a_message_is_shown_as_text(running_stack, new_page):

@@ -41,14 +41,16 @@ def kill(child) -> None:
     child.proc.wait(30)
 
 
-def start_and_wait(child, *urls: str, timeout: float = 240) -> None:
+async def start_and_wait(child, *urls: str, timeout: float = 240) -> None:
+    # started from this (the main) thread: a child dies with the thread that started it (PDEATHSIG)
     child.start()
     deadline = time.time() + timeout
+    loop = asyncio.get_running_loop()
     for url in (child.ready_url, *urls):
-        while not http_ok(url):
+        while not await loop.run_in_executor(None, http_ok, url):
             assert child.alive(), f"{child.name} died while starting:\n{child.tail()}"
             assert time.time() < deadline, f"{child.name} not ready at {url}"
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
 
 
 async def rest_customer(http, url: str, name: str, rec: Record, stop: asyncio.Event, rng: random.Random) -> None:
@@ -118,18 +120,17 @@ async def test_killing_the_action_server_and_a_rasa_server_under_load_loses_noth
     actions, rasa2 = stack.child("action server"), stack.child("rasa 2")
     rec, stop = Record(), asyncio.Event()
     tag = uuid.uuid4().hex[:6]
-    loop = asyncio.get_running_loop()
 
-    def faults() -> None:
-        time.sleep(2)
+    async def faults() -> None:
+        await asyncio.sleep(2)
         kill(actions)
-        time.sleep(3)
-        start_and_wait(actions, stack.action_url + "/ready")
-        time.sleep(2)
+        await asyncio.sleep(3)
+        await start_and_wait(actions, stack.action_url + "/ready")
+        await asyncio.sleep(2)
         kill(rasa2)  # its customers go to the other Rasa server meanwhile
-        time.sleep(3)
-        start_and_wait(rasa2)
-        time.sleep(2)
+        await asyncio.sleep(3)
+        await start_and_wait(rasa2)
+        await asyncio.sleep(2)
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
         rng = random.Random(3)
@@ -138,7 +139,7 @@ async def test_killing_the_action_server_and_a_rasa_server_under_load_loses_noth
                       for i in range(3)]
         running = [asyncio.ensure_future(c) for c in customers]
         try:
-            await loop.run_in_executor(None, faults)
+            await faults()
         finally:
             stop.set()
             await asyncio.gather(*running)

@@ -170,7 +170,6 @@
 
   const host = el("div", { "data-support-widget": "" });
   const shadow = host.attachShadow({ mode: "open" });
-  const style = el("style", { text: STYLES });
   const root = el("div", { class: "root" + (ds.position === "left" ? " left" : ""), lang });
   for (const [attr, prop] of [["color", "--c"], ["textColor", "--ct"]]) {
     const v = ds[attr];
@@ -200,7 +199,19 @@
                                 hidden: "" },
                    [el("header", {}, [title, closeBtn]), status, alertBox, scroller, form]);
   root.append(launcher, panel);
-  shadow.append(style, root);
+  // A constructed stylesheet where the browser has them: a site's Content-Security-Policy needs no
+  // 'unsafe-inline' in style-src for it. Otherwise (older browsers) a <style> in the shadow root.
+  let adopted = false;
+  try {
+    if ("adoptedStyleSheets" in shadow && "replaceSync" in CSSStyleSheet.prototype) {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLES);
+      shadow.adoptedStyleSheets = [sheet];
+      adopted = true;
+    }
+  } catch (e) { /* not supported: fall back */ }
+  if (!adopted) shadow.append(el("style", { text: STYLES }));
+  shadow.append(root);
 
   // ---- rendering message text: plain text, **bold**, [label](link), URLs and /help/... paths ----
   const linkBase = ds.linkBase || location.origin;
