@@ -32,6 +32,10 @@ from typing import Any, Callable
 import aiosqlite
 
 BUSY_TIMEOUT_MS = 2000
+# A second writer of the process waits this long for the first one's commit, then fails as SQLite
+# would ("database is locked": 503 with Retry-After), so a writer that never finishes cannot stall
+# the others for ever.
+WRITER_WAIT_SECONDS = 10.0
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
@@ -96,7 +100,11 @@ class InlineConnection(aiosqlite.Connection):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         if _is_write(args) and self._writer.holder is not self:
-            await self._writer.lock.acquire()
+            try:
+                await asyncio.wait_for(self._writer.lock.acquire(), WRITER_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                raise sqlite3.OperationalError(
+                    f"database is locked (another writer of this process held it over {WRITER_WAIT_SECONDS:g} s)") from None
             self._writer.holder = self
         try:
             return fn(*args, **kwargs)
