@@ -130,24 +130,17 @@ class InlineConnection(aiosqlite.Connection):
             self._release()
 
     async def close(self) -> None:
-        if self._connection is None:
-            return
+        self.stop()
+
+    def stop(self):
+        """Closes at once (aiosqlite's stop() ends its thread; there is none)."""
         try:
-            self._connection.close()
+            if self._connection is not None:
+                self._connection.close()
         finally:
             self._connection = None
             self._running = False
             self._release()
-
-    def stop(self):
-        """Closes at once (aiosqlite's stop() ends its thread; there is none)."""
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
-        self._running = False
-        self._release()
         return None
 
 
