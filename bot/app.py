@@ -113,20 +113,32 @@ STORE_DOWN_RETRY_SECONDS = 5
 
 
 def store_unavailable(exc: BaseException) -> bool:
-    """The database cannot be reached (down, restarting, connections lost): not a bug of the request."""
+    """The database cannot be reached (down, restarting, shutting down, connections lost): not a bug of
+    the request. SQLAlchemy wraps the driver's error (a plain DBAPIError around asyncpg's
+    CannotConnectNowError while PostgreSQL shuts down), so the whole chain of causes is looked at."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        return True
-    if isinstance(exc, (ConnectionRefusedError, ConnectionResetError)):  # asyncpg connecting to a stopped server
-        return True
     try:
         import asyncpg
 
-        return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                                asyncpg.InterfaceError))
+        driver_down: tuple[type[BaseException], ...] = (
+            asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError,
+            asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError)
     except ImportError:
-        return False
+        driver_down = ()
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OperationalError) or (isinstance(e, DBAPIError) and e.connection_invalidated):
+            return True
+        if isinstance(e, (ConnectionRefusedError, ConnectionResetError)) or isinstance(e, driver_down):
+            return True  # asyncpg connecting to a stopped server, or told the server is going away
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return False
 
 
 @web.middleware

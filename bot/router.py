@@ -113,6 +113,7 @@ class Router:
         self.why_silent = None
         self.desk: Desk = desk or Desk(sessionmaker)
         self._retrying = KeyedLocks()
+        self._answering: set[str] = set()  # message ids being answered by handle() now
 
     # The status transitions the agent inbox asks for (bot.handoff.desk documents each).
     async def claim(self, conversation_id: str, agent):
@@ -131,15 +132,23 @@ class Router:
         """Store the customer's message, then answer it (accept, then process)."""
         accepted = await self.accept(msg)
         if isinstance(accepted, RouteResult):
-            if accepted.duplicate and not accepted.replies and accepted.status == "bot":
-                # The first try was stored but the assistant could not answer it (the client was
-                # told 503): answer it now, once.
+            if accepted.duplicate and not accepted.replies and accepted.status == "bot" \
+                    and accepted.message_id not in self._answering:
+                # The first try was stored but not answered (the client was told 503: the assistant
+                # or the database was away before the replies were stored): answer it now, once.
                 async with self._retrying(accepted.message_id):
                     again = await self._unanswered(msg, accepted.message_id)
                     if again is not None:
-                        return await self.process(again)
+                        return await self._process_tracked(again)
             return accepted  # a duplicate: answer what was answered the first time
-        return await self.process(accepted)
+        return await self._process_tracked(accepted)
+
+    async def _process_tracked(self, accepted: "Accepted") -> RouteResult:
+        self._answering.add(accepted.message_id)
+        try:
+            return await self.process(accepted)
+        finally:
+            self._answering.discard(accepted.message_id)
 
     async def _unanswered(self, msg: InboundMessage, message_public: str) -> "Accepted | None":
         async with self.sessionmaker() as session:
@@ -147,8 +156,7 @@ class Router:
             if stored is None or await repo.replies_to(session, stored):
                 return None
             conv = await session.get(Conversation, stored.conversation_id)
-            if conv is None or conv.status != "bot" or not await repo.has_event_for_message(
-                    session, conv.id, "assistant_unavailable", message_public):
+            if conv is None or conv.status != "bot":
                 return None
             contact = await session.get(Contact, conv.contact_id)
             return Accepted(msg, conv.id, conv.public_id, contact.public_id, message_public, conv.status, conv.language)

@@ -98,15 +98,6 @@ def merge_delivery_status(current: str | None, new: str | None) -> str | None:
     return new if DELIVERY_RANK.get(new, 0) > DELIVERY_RANK.get(current, 0) else current
 
 
-async def has_event_for_message(session: AsyncSession, conversation_id: int, type_: str, message_public: str) -> bool:
-    """Whether the conversation has an event of this type about that message (data["message_id"])."""
-    rows = (await session.execute(
-        select(ConversationEvent.data).where(ConversationEvent.conversation_id == conversation_id,
-                                             ConversationEvent.type == type_)
-    )).scalars().all()
-    return any(isinstance(d, dict) and d.get("message_id") == message_public for d in rows)
-
-
 async def find_message_by_public_id(session: AsyncSession, public_id: str) -> Message | None:
     return (await session.execute(select(Message).where(Message.public_id == public_id))).scalar_one_or_none()
 
