@@ -5,8 +5,9 @@
   the restart, are stored; in the end every message is stored exactly once and answered.
 - PostgreSQL killed (immediate shutdown, as a crash) and started again under load, six customers
   sending back to back: the same, every message stored once and answered after the customers' retries.
-- Redis killed and started again under two gateway replicas: customers are answered throughout (the
-  rate limiter lets requests through, the fan-out logs the outage), and once Redis is back the replicas'
+- Redis killed and started again under two gateway replicas while eight customers send back to back:
+  every message is answered at once and stored once (the rate limiter lets requests through, the
+  fan-out logs the outage), and once Redis is back the replicas'
   real-time events cross again without a restart."""
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ async def test_postgres_crashing_under_load_loses_or_doubles_nothing(tmp_path, a
 
 async def test_a_redis_outage_keeps_customers_answered_and_the_fanout_recovers(tmp_path, assistant,
                                                                                 private_postgres, private_redis):
-    env = {"DATABASE_URL": private_postgres.url(), "REDIS_URL": private_redis.url, "SENTIMENT": "off", "SURVEY": "off"}
+    env = {"DATABASE_URL": private_postgres.url(), "REDIS_URL": private_redis.url, "SENTIMENT": "off", "SURVEY": "off",
+           "RATE_LIMIT_SENDER_PER_MINUTE": "1000"}  # counted in Redis while it is up
     a = await start_gateway(make_settings(tmp_path / "a", assistant, **env), None)
     b = await start_gateway(make_settings(tmp_path / "b", assistant, **env), None)
     try:
@@ -125,12 +127,40 @@ async def test_a_redis_outage_keeps_customers_answered_and_the_fanout_recovers(t
         await b.ask("before", "human please (before)")  # handled by replica B
         await next_event(inbox, "conversation", where=lambda e: "before" in str(e))
 
-        private_redis.stop()
-        for i in range(5):  # customers are answered while Redis is down
-            status, replies = await b.ask(f"during-{i}", f"where is my parcel {i}")
-            assert status == 200 and replies[0]["text"] == f"bot: where is my parcel {i}"
+        # Load on both replicas, four customers each sending back to back; Redis is killed after 0.4 s
+        # and started again 1.5 s later: every message is answered at once throughout.
+        answered: list[str] = []
+        statuses: list[int] = []
+        back = asyncio.Event()
 
-        private_redis.start()  # the same port: the fan-out resubscribes on its own
+        async def customer(gw, c: int):
+            k, after = 0, 0
+            while after < 3:
+                k += 1
+                after += back.is_set()
+                text = f"where is my parcel {c}-{k}"
+                status, replies = await gw.ask(f"during-{c}", text, message_id=uuid.uuid4().hex)
+                statuses.append(status)
+                assert status == 200 and replies[0]["text"] == f"bot: {text}", (status, replies)
+                answered.append(text)
+
+        async def outage():
+            await asyncio.sleep(0.4)
+            await asyncio.to_thread(private_redis.stop)
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(private_redis.start)  # the same port: the fan-out resubscribes on its own
+            back.set()
+
+        await asyncio.gather(outage(), *(customer(a if c % 2 else b, c) for c in range(8)))
+        assert set(statuses) == {200} and len(answered) >= 8 * 4
+        conn = await asyncpg.connect(private_postgres.url(driver="postgresql"))
+        try:
+            rows = await conn.fetch("SELECT text, count(*) AS n FROM messages WHERE direction = 'in' "
+                                    "AND text LIKE 'where is my parcel %' GROUP BY text")
+        finally:
+            await conn.close()
+        assert sorted(r["text"] for r in rows) == sorted(answered) and all(r["n"] == 1 for r in rows)
+
         fanout_a, fanout_b = a.app[FANOUT], b.app[FANOUT]
         await asyncio.wait_for(asyncio.gather(fanout_a.ready.wait(), fanout_b.ready.wait()), 20)
         await b.ask("after", "human please (after)")
