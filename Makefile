@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run run-cluster test setup envs eval bench clean help
+.PHONY: run run-cluster test setup envs eval bench audit clean help
 
 help:
 	@echo "make run    - set up what is missing and start the whole product (Ctrl-C stops it)"
@@ -10,6 +10,7 @@ help:
 	@echo "make run-cluster - nginx, 2 gateways, 2 Rasa and 2 action servers on PostgreSQL and Redis (Ctrl-C stops it)"
 	@echo "make eval   - retrieval evaluation (writes bench/results/retrieval.json)"
 	@echo "make bench  - latency benchmarks (writes bench/results/)"
+	@echo "make audit  - pip-audit of both Python environments (AUDIT_ADVISORY_DIR: an offline advisory folder)"
 
 envs:
 	@scripts/setup_envs.sh
@@ -27,6 +28,7 @@ run-cluster: setup
 test: envs
 	@scripts/test_prereqs.sh
 	@$(PY) -m bot setup
+	@$(PY) -m bot audit
 	@$(PY) -m pytest -q -rs
 
 eval: setup
@@ -35,6 +37,9 @@ eval: setup
 bench: setup
 	@$(PY) bench/e2e_latency.py
 	@$(PY) bench/handoff.py
+
+audit: envs
+	@$(PY) -m bot audit
 
 clean:
 	rm -rf var models

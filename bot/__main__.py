@@ -9,6 +9,7 @@ agents          manage the accounts: add EMAIL --name N --role agent|admin|edito
                 enable EMAIL, list (the password of "add" is read from stdin or asked for)
 kb              the knowledge base's articles: import PATH [--format F] [--as-author EMAIL] [--publish],
                 export --format jsonl|csv|markdown OUT
+audit           pip-audit of both Python environments [--advisories DIR] [--strict] (bot/audit.py)
 """
 from __future__ import annotations
 
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     from .privacy import add_cli as add_privacy_cli
 
     add_privacy_cli(sub)
+    from .audit import add_cli as add_audit_cli
+
+    add_audit_cli(sub)
     args = ap.parse_args(argv)
     return args.func(args)
 
