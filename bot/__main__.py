@@ -78,17 +78,41 @@ def cmd_setup(args) -> int:
     return 0
 
 
+def _prepare_in_child(settings, what: str = "set-up") -> int:
+    """Build what is missing of the index and the sentiment model in a forked child; its exit code.
+    Checking the index loads the encoders (torch, about 430 MB), which the supervisor, living as long
+    as the product, need not keep: it stays at about 70 MB."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=_prepare, args=(settings, what), name="set-up")
+    child.start()
+    child.join()
+    return child.exitcode or 0
+
+
+def _prepare(settings, what: str) -> None:
+    from .stack import ensure_index, ensure_sentiment
+
+    try:
+        ensure_index(settings)
+        ensure_sentiment()
+    except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {what} failed: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    sys.stdout.flush()
+
+
 def cmd_run(args) -> int:
-    from .stack import Stack, ensure_index, ensure_model, ensure_sentiment, summary
+    from .stack import Stack, ensure_model, summary
 
     settings = _settings()
     t0 = time.time()
     try:
         model, _ = ensure_model()
-        ensure_index(settings)
-        ensure_sentiment()
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: set-up failed: {exc}", file=sys.stderr)
+        return 1
+    if _prepare_in_child(settings) != 0:
         return 1
     stack = Stack(settings, settings.var_dir)
     stack.build_children(model)
@@ -146,7 +170,7 @@ def cmd_cluster(args) -> int:
     import asyncio
 
     from .cluster import Cluster, cluster_settings, ensure_databases, summary
-    from .stack import ensure_index, ensure_model, ensure_sentiment
+    from .stack import ensure_model
     from .store.db import upgrade
 
     t0 = time.time()
@@ -157,10 +181,10 @@ def cmd_cluster(args) -> int:
             print(f"Created the database(s) {', '.join(created)}", flush=True)
         asyncio.run(upgrade(settings.database_url))
         model, _ = ensure_model()
-        ensure_index(settings)
-        ensure_sentiment()
     except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: cluster set-up failed: {exc}", file=sys.stderr)
+        return 1
+    if _prepare_in_child(settings, "cluster set-up") != 0:
         return 1
     cluster = Cluster(settings, settings.var_dir, gateways=args.gateways, rasa_servers=args.rasa,
                       action_servers=args.actions)

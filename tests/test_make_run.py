@@ -74,3 +74,17 @@ def test_run_prints_urls_serves_and_stops_every_child_on_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_refuses_to_start_when_the_set_up_fails(tmp_path):
+    """The index is checked in a forked child (the supervisor does not keep the encoders): its failure
+    stops `run` with exit 1 and the reason, and nothing is started."""
+    (tmp_path / "articles").mkdir()
+    env = {**os.environ, "GATEWAY_PORT": str(free_port()), "VAR_DIR": str(tmp_path / "var"),
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", "KB_ARTICLES_DIR": str(tmp_path / "articles"),
+           "KB_INDEX_DIR": str(tmp_path / "index")}
+    out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "error: set-up failed: no valid articles found in" in out.stderr
+    assert "Starting the action server" not in out.stdout
