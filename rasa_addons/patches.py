@@ -4,8 +4,10 @@ under bench/load.py. Each gives the same results as the code it replaces.
 - ``RemoteAction._validate_action_result`` calls ``jsonschema.validate(result, schema)``, which builds
   a validator and checks the schema on every call, and then walks Rasa's long ``oneOf`` of event
   schemas in Python (7% of the server's CPU per message even with the validator built once). The
-  schema is compiled once with fastjsonschema, which accepts what is valid; what it refuses is then
-  judged by jsonschema with a validator built once, so an invalid response fails exactly as before.
+  schema is compiled once with fastjsonschema, which accepts what is valid, each event against the
+  schema of its own type only (``_by_event_type``: 0.1 ms instead of 2.7 ms a response); what it
+  refuses is then judged by jsonschema with a validator built once, so an invalid response fails
+  exactly as before.
 - ``Event.resolve_by_type`` walks every subclass of ``Event`` (``all_subclasses``, with an
   ``inspect.isabstract`` per class) for every event it deserialises, that is for every stored event
   of a conversation on every message: 9% of the server's CPU. The class found for a type name is
@@ -70,7 +72,44 @@ def _compiled(spec):
         import fastjsonschema
     except ImportError:  # not installed: jsonschema alone, as before
         return None
-    return fastjsonschema.compile(spec)
+    return _by_event_type(spec, fastjsonschema.compile) or fastjsonschema.compile(spec)
+
+
+def _by_event_type(spec, compile_):
+    """A check that accepts exactly what ``spec`` accepts, or None when ``spec`` is not shaped like
+    Rasa's response schema: an object whose ``events`` are an array of objects that must have a
+    string ``event`` and match exactly one of a ``oneOf`` whose alternatives each fix ``event`` to a
+    different constant. Compiled as one schema, every event is tried against all 26 alternatives
+    (2.7 ms for a response of six slots and three messages); since an event can only match the
+    alternative of its own type, each event is checked against that one alone (with the common
+    part), which is the same verdict. An event of no known type raises, as ``oneOf`` would."""
+    try:
+        events = spec["properties"]["events"]
+        item = events["items"]
+        alternatives = item["oneOf"]
+        consts = [alt["properties"]["event"]["const"] for alt in alternatives]
+        if (spec.get("type") != "object" or events.get("type") != "array" or item.get("type") != "object"
+                or "event" not in item.get("required", ()) or item["properties"]["event"] != {"type": "string"}
+                or not all(isinstance(c, str) for c in consts) or len(set(consts)) != len(consts)):
+            return None
+    except (KeyError, TypeError, AttributeError):
+        return None
+    common = {k: v for k, v in item.items() if k != "oneOf"}
+    per_type = {c: compile_({**common, "allOf": [alt]}) for c, alt in zip(consts, alternatives)}
+    outer = compile_({**spec, "properties": {**spec["properties"], "events": {"type": "array"}}})
+
+    def check(result):
+        outer(result)  # the object, the responses, and that the events are an array
+        for ev in result.get("events") or ():
+            kind = ev.get("event") if isinstance(ev, dict) else None
+            per_type[kind if isinstance(kind, str) and kind in per_type else _unknown(ev)](ev)
+        return result
+
+    return check
+
+
+def _unknown(ev):
+    raise ValueError(f"no event type matches {str(ev)[:80]}")
 
 
 def _install_event_type_cache() -> None:
