@@ -23,6 +23,40 @@ from knowledge_base.config import KBSettings, SettingsError
 log = logging.getLogger("actions.server")
 
 
+# The FAQ actions set their slots every turn, most to the value they already have. Rasa stores every
+# such event and, on every later message, reads, replays and sends all of them to this server again,
+# so a conversation costs more with each turn. For these actions an event that leaves its slot as it
+# is changes nothing and is not returned. (Not for form validation or slot-mapping actions: Rasa's
+# forms look at which slots the events name.)
+SLOT_SETS_MAY_BE_DROPPED = frozenset({"action_answer_from_kb", "action_kb_feedback"})
+
+
+def without_unchanged_slots(events: list, slots: dict) -> list:
+    """``events`` (as returned to Rasa) without the slot events, before any other kind of event,
+    that set a slot to the value it already has, by JSON equality (True is not 1, 1 is not 1.0)."""
+    current, out, leading = dict(slots), [], True
+    for ev in events:
+        if leading and isinstance(ev, dict) and ev.get("event") == "slot" and isinstance(ev.get("name"), str):
+            name, value = ev["name"], ev.get("value")
+            if name in current and _same(current[name], value):
+                continue
+            current[name] = value
+        else:
+            leading = False  # anything else may change slots (a reset, a restart): keep all that follows
+        out.append(ev)
+    return out
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 def build_app(settings: KBSettings):
     from rasa_sdk.endpoint import create_app
     from rasa_sdk.executor import ActionExecutor
@@ -38,6 +72,13 @@ def build_app(settings: KBSettings):
                 self.domain = payload["domain"]
                 self.domain_digest = payload.get("domain_digest")
             return self.domain or {}
+
+        async def run(self, action_call, *args, **kwargs):
+            result = await super().run(action_call, *args, **kwargs)
+            if result is not None and action_call.get("next_action") in SLOT_SETS_MAY_BE_DROPPED:
+                # rasa-sdk 3.21: an ActionExecutorRunResult (a pydantic model with .events)
+                result.events = without_unchanged_slots(result.events, (action_call.get("tracker") or {}).get("slots") or {})
+            return result
 
     from knowledge_base.encoders import load_encoder
     from knowledge_base.live import LiveKnowledgeBase

@@ -169,3 +169,38 @@ def test_captured_context_is_kept_for_the_next_hand_off(running_stack):
     assert any(t.startswith("Thanks, Lea Park") for t in _texts(r)), _texts(r)
     events = _events(running_stack, sender, "handoff")
     assert len(events) == 2 and events[1]["captured"] == {"name": "Lea Park", "email": "lea@example.com"}
+
+
+def test_faq_turns_store_only_the_slots_that_changed_and_keep_the_conversation_state(running_stack):
+    """The FAQ actions do not return slot events that leave a slot as it is (actions.server): the
+    tracker stays short, and the state Rasa rebuilds from it is the one the customer is in."""
+    import sqlite3
+
+    sender = f"slots-{uuid.uuid4().hex[:8]}"
+    questions = ["How do I reset my password?", "How can I change my delivery address?", "Can I pay with PayPal?"]
+    for q in questions:
+        _, r = running_stack.ask(sender, q)
+        assert any("/help/" in t for t in _texts(r)), (q, _texts(r))
+    _, r = running_stack.ask(sender, "/affirm")
+    assert _texts(r)[0] == response_text("utter_glad_to_help", "en")
+    with running_stack.db() as db:
+        [(public,)] = db.execute("SELECT c.public_id FROM contacts c JOIN contact_identities i ON i.contact_id = c.id "
+                                 "WHERE i.source_id = ?", (sender,)).fetchall()
+    tracker_db = running_stack.env["RASA_TRACKER_STORE_URL"].split("///", 1)[1]
+    with sqlite3.connect(tracker_db) as db:
+        rows = [json.loads(d) for (d,) in db.execute("SELECT data FROM events WHERE sender_id = ? ORDER BY id", (public,))]
+    assert sum(e["event"] == "user" for e in rows) == len(questions) + 1
+    value, after_faq_action, changed, unchanged = {}, False, 0, []
+    for e in rows:
+        if e["event"] == "action":
+            after_faq_action = e["name"] in ("action_answer_from_kb", "action_kb_feedback")
+        elif e["event"] == "slot":
+            if after_faq_action and e["name"] in value and value[e["name"]] == e["value"]:
+                unchanged.append(e["name"])
+            changed += after_faq_action
+            value[e["name"]] = e["value"]
+    assert unchanged == [], unchanged
+    assert changed >= len(questions), "the actions still set the slots that change (the query, the articles shown)"
+    # the state at the end, replayed from the stored events: the last answer was confirmed
+    assert value["kb_awaiting_feedback"] is False and value["kb_last_query"] == questions[-1]
+    assert value["human_offered"] is False and len(value["kb_shown"]) == len(questions)

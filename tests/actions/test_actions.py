@@ -251,3 +251,21 @@ async def test_form_normalises_order_numbers(kb, value, expected):
 async def test_form_cleans_names_and_refuses_questions(kb, value, expected):
     d = CollectingDispatcher()
     assert ValidateHandoffForm().validate_name(value, d, _form_tracker(), {}) == {"name": expected}
+
+
+def test_slot_events_that_change_nothing_are_left_out_until_another_kind_of_event():
+    from actions.server import without_unchanged_slots
+
+    def slot(name, value):
+        return {"event": "slot", "timestamp": None, "name": name, "value": value}
+
+    current = {"human_offered": False, "handoff_reason": None, "kb_shown": ["a"], "unhelpful_count": 1.0, "flag": 1}
+    events = [slot("human_offered", False), slot("handoff_reason", None), slot("kb_shown", ["a"]),
+              slot("kb_shown", ["a", "b"]), slot("kb_shown", ["a", "b"]), slot("unhelpful_count", 1),
+              slot("flag", True), slot("new_slot", None)]
+    kept = without_unchanged_slots(events, current)
+    assert kept == [slot("kb_shown", ["a", "b"]), slot("unhelpful_count", 1), slot("flag", True), slot("new_slot", None)]
+    # after a reset (or any other event) every slot event is kept: the values may have changed
+    after = [slot("human_offered", False), {"event": "reset_slots", "timestamp": None}, slot("human_offered", False)]
+    assert without_unchanged_slots(after, current) == after[1:]
+    assert without_unchanged_slots([], current) == []
