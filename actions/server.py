@@ -77,7 +77,8 @@ def build_app(settings: KBSettings):
             result = await super().run(action_call, *args, **kwargs)
             if result is not None and action_call.get("next_action") in SLOT_SETS_MAY_BE_DROPPED:
                 # rasa-sdk 3.21: an ActionExecutorRunResult (a pydantic model with .events)
-                result.events = without_unchanged_slots(result.events, (action_call.get("tracker") or {}).get("slots") or {})
+                slots = (action_call.get("tracker") or {}).get("slots") or {}
+                result.events = without_unchanged_slots(result.events, slots)
             return result
 
     from knowledge_base.encoders import load_encoder

@@ -5,7 +5,7 @@ under bench/load.py. Each gives the same results as the code it replaces.
   a validator and checks the schema on every call, and then walks Rasa's long ``oneOf`` of event
   schemas in Python (7% of the server's CPU per message even with the validator built once). The
   schema is compiled once with fastjsonschema, which accepts what is valid, each event against the
-  schema of its own type only (``_by_event_type``: 0.1 ms instead of 2.7 ms a response); what it
+  schema of its own type only (``_by_event_type``: 0.024 ms instead of 3.07 ms a response); what it
   refuses is then judged by jsonschema with a validator built once, so an invalid response fails
   exactly as before.
 - ``Event.resolve_by_type`` walks every subclass of ``Event`` (``all_subclasses``, with an
@@ -79,8 +79,8 @@ def _by_event_type(spec, compile_):
     """A check that accepts exactly what ``spec`` accepts, or None when ``spec`` is not shaped like
     Rasa's response schema: an object whose ``events`` are an array of objects that must have a
     string ``event`` and match exactly one of a ``oneOf`` whose alternatives each fix ``event`` to a
-    different constant. Compiled as one schema, every event is tried against all 26 alternatives
-    (2.7 ms for a response of six slots and three messages); since an event can only match the
+    different constant. Compiled as one schema, every event is tried against all 23 alternatives
+    (3.07 ms for a response of six slots and three messages); since an event can only match the
     alternative of its own type, each event is checked against that one alone (with the common
     part), which is the same verdict. An event of no known type raises, as ``oneOf`` would."""
     try:
@@ -102,14 +102,13 @@ def _by_event_type(spec, compile_):
         outer(result)  # the object, the responses, and that the events are an array
         for ev in result.get("events") or ():
             kind = ev.get("event") if isinstance(ev, dict) else None
-            per_type[kind if isinstance(kind, str) and kind in per_type else _unknown(ev)](ev)
+            check_type = per_type.get(kind) if isinstance(kind, str) else None
+            if check_type is None:
+                raise ValueError(f"no event type matches {str(ev)[:80]}")
+            check_type(ev)
         return result
 
     return check
-
-
-def _unknown(ev):
-    raise ValueError(f"no event type matches {str(ev)[:80]}")
 
 
 def _install_event_type_cache() -> None:

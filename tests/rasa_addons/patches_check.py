@@ -10,6 +10,7 @@ import random
 import sys
 import time
 
+import fastjsonschema
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import (ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
@@ -88,8 +89,6 @@ def main() -> None:
     typical = {"events": [SlotSet(n, v).as_dict() for n, v in [("kb_last_query", "q"), ("kb_awaiting_feedback", True),
                ("kb_shown", ["a"]), ("kb_candidates", []), ("human_offered", False), ("handoff_reason", None)]],
                "responses": [{"text": "x", "buttons": [], "response": "utter_kb_answer"}] * 3}
-    import fastjsonschema
-
     whole = fastjsonschema.compile(spec)
     timings = {}
     for name, check in (("by_event_type", fast), ("one_schema", whole)):
@@ -99,7 +98,7 @@ def main() -> None:
         timings[name] = round((time.perf_counter() - t0) / 300 * 1000, 3)
     print(json.dumps({"cases": len(cases), "valid": valid, "invalid": len(cases) - valid,
                       "disagree": len(disagree), "first_disagreement": str(disagree[:1])[:500],
-                      "event_types": kinds, "by_event_type_used": fast is not whole and fast.__name__ == "check",
+                      "event_types": kinds, "by_event_type_used": fast.__name__ == "check",
                       "ms_per_typical_response": timings}))
 
 
