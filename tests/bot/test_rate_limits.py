@@ -9,6 +9,7 @@ import pytest
 
 from bot.ratelimit import MemoryLimiter, RedisLimiter
 
+from ..conftest import require_service
 from ..inbox.conftest import assistant, make_settings, start_gateway  # noqa: F401  (fixtures)
 
 
@@ -57,10 +58,8 @@ async def test_the_redis_limiter_is_shared_and_fails_open():
     a, b = RedisLimiter("redis://127.0.0.1:6379/0"), RedisLimiter("redis://127.0.0.1:6379/0")
     key = uuid.uuid4().hex
     try:
-        try:
+        with require_service("Redis", "127.0.0.1:6379"):
             await a._redis.ping()
-        except Exception as exc:  # noqa: BLE001
-            pytest.skip(f"Redis on 127.0.0.1:6379 is not reachable: {exc}")
         assert await a.hit("t", key, 3, now=600.0) is None
         assert await b.hit("t", key, 3, now=600.0) is None
         assert await a.hit("t", key, 3, now=600.0) is None

@@ -5,17 +5,15 @@ an overwrite; HTML in a title is shown as text; an agent gets no editor. Screens
 tests/artifacts/ (editor-list.png, editor-article.png)."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from knowledge_base.config import PROJECT_ROOT
 
-from ..conftest import ARTIFACTS
+from ..conftest import ARTIFACTS, playwright_api
 from ..inbox.conftest import PASSWORD
 from ..inbox.stack_helpers import SyncAgent, request
 from ..inbox.test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
@@ -54,9 +52,8 @@ def sign_in(page, url: str, email: str) -> None:
     page.click("#login-form button[type=submit]")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Chromium is not installed")
 def test_write_review_publish_roll_back_in_the_browser(running_stack):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api("sync")
     expect = sync_api.expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     url = running_stack.url

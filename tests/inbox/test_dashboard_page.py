@@ -8,18 +8,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bot.keys import SESSIONMAKER
 from bot.store.models import Contact
 
-from ..conftest import ARTIFACTS
+from ..conftest import ARTIFACTS, playwright_api
 from .conftest import PASSWORD, make_settings, start_gateway
 from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 from .test_metrics import seed
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                                reason="Chromium is not installed")
 
 
 async def test_the_page_and_its_files_are_served_with_security_headers(gateway):
@@ -35,7 +30,7 @@ async def test_the_page_and_its_files_are_served_with_security_headers(gateway):
 
 
 async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
-    async_api = pytest.importorskip("playwright.async_api")
+    async_api = playwright_api("async")
     gw = await start_gateway(make_settings(tmp_path, assistant), tmp_path / "gw.db")
     async with gw.app[SESSIONMAKER]() as session:
         await seed(session)

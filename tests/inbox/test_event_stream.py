@@ -14,6 +14,7 @@ import pytest
 from bot.settings import Settings
 from bot.stack import free_port, write_rasa_config
 
+from ..conftest import require_service
 from .conftest import make_settings, start_gateway
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
@@ -116,11 +117,9 @@ async def consume(queue_name: str, n: int, timeout: float = 20.0) -> list[dict]:
 async def rabbit():
     import aio_pika
 
-    try:
+    with require_service("RabbitMQ", "127.0.0.1:5672"):
         conn = await aio_pika.connect(RABBIT, timeout=3)
         await conn.close()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"RabbitMQ on 127.0.0.1:5672 is not reachable: {exc}")
 
 
 async def test_with_a_broker_every_event_reaches_the_queue_and_an_outage_loses_none(tmp_path, assistant, rabbit):
