@@ -2,12 +2,14 @@
 the action server with the real index, the gateway on SQLite), started once per test session."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import json
 import os
 import shutil
 import sqlite3
+import time
 import urllib.request
 from pathlib import Path
 from typing import NoReturn
@@ -18,6 +20,32 @@ from knowledge_base.config import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
+
+
+async def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Until ``predicate()`` is true (returns its value); an AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class SteppedClock:
+    """A clock for code that takes one (``clock=`` returning epoch seconds): it stands still until a
+    test steps it, so windows and deadlines fall where the test says, not where the minute does."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
 
 
 # --- services a test needs ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
 from bot.router import Reply
 from bot.settings import Settings
 from bot.stack import free_port
+from tests.conftest import wait_until
 from tests.whatsapp_sim import WhatsAppSimulator
 
 SECRET, TOKEN, PHONE_ID, VERIFY = "in-proc-secret", "in-proc-token", "555000111", "in-proc-verify"
@@ -118,15 +119,10 @@ class Gateway:
             return db.execute(q + " ORDER BY m.id", args).fetchall()
 
 
-async def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+async def wait_idle(gw, what: str = "the channel's work in flight"):
+    """Until the channel has nothing in flight (answers, sends, notices): from then on nothing more
+    happens unless a notification comes in, so "nothing else was sent" can be asserted at once."""
+    await wait_until(lambda: not gw.channel._tasks, what=what)
 
 
 @contextlib.asynccontextmanager
@@ -218,7 +214,7 @@ async def test_a_duplicate_wamid_is_processed_once_even_after_a_restart(gw):
     await gw.stop()
     await gw.start()
     assert (await gw.sim.deliver(body))[0] == 200
-    await asyncio.sleep(0.5)
+    await wait_idle(gw)
     assert len(gw.rasa.messages_from("Is it on time?")) == 1
     assert len(gw.sim.messages_to(user)) == 2
     assert len(gw.rows(user, "in")) == 1
@@ -312,7 +308,7 @@ async def test_a_send_that_times_out_but_went_through_is_not_sent_again(gw):
     gw.sim.fail_next(1, "timeout", delay=10.5)  # beyond the channel's 10 s timeout; carried out anyway
     await gw.sim.send_text(user, "Slow Meta")
     await wait_until(lambda: len(gw.sim.messages_to(user)) == 2, timeout=40)
-    await asyncio.sleep(4)  # long enough for a (wrong) retry
+    await wait_idle(gw, "the answer to be done, a (wrong) retry included")
     assert sent_texts(gw.sim, user) == ["Answer to: Slow Meta", "Did that help?"]
     first = gw.rows(user, "out")[0]
     assert first["platform_message_id"] == gw.sim.messages_to(user)[0]["id"]
