@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
+from tests.conftest import wait_until
 from tests.whatsapp_sim import WhatsAppSimulator
 
 TOKEN, SECRET, PHONE_ID = "tok", "sec", "4242"
@@ -175,8 +176,8 @@ async def test_injected_failures_then_success(sim):
                                  headers={"Authorization": f"Bearer {TOKEN}"},
                                  timeout=aiohttp.ClientTimeout(total=0.2)) as resp:
             await resp.read()
-    await asyncio.sleep(0.6)
-    assert len(sim.messages_to("4915100000004")) == 2
+    await wait_until(lambda: len(sim.messages_to("4915100000004")) == 2, timeout=5,
+                     what="the request to be carried out after its delay")
 
 
 async def test_mark_as_read_with_typing_indicator(sim):

@@ -14,7 +14,7 @@ import pytest
 from bot.settings import Settings
 from bot.stack import free_port, write_rasa_config
 
-from ..conftest import require_service
+from ..conftest import require_service, wait_until
 from .conftest import make_settings, start_gateway
 
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
@@ -122,7 +122,8 @@ async def rabbit():
         await conn.close()
 
 
-async def test_with_a_broker_every_event_reaches_the_queue_and_an_outage_loses_none(tmp_path, assistant, rabbit):
+async def test_with_a_broker_every_event_reaches_the_queue_and_an_outage_loses_none(tmp_path, assistant, rabbit,
+                                                                                     caplog):
     queue = f"test_events_{uuid.uuid4().hex[:8]}"
     down = make_settings(tmp_path, assistant, EVENT_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
                          EVENT_BROKER_QUEUE=queue)
@@ -130,7 +131,8 @@ async def test_with_a_broker_every_event_reaches_the_queue_and_an_outage_loses_n
     try:  # the broker is unreachable: the customer is answered, the events wait in the table
         status, replies = await gw.ask("cust-a", "where is my parcel")
         assert status == 200 and replies[0]["text"] == "bot: where is my parcel"
-        await asyncio.sleep(1.5)
+        await wait_until(lambda: any("publishing to the broker failed" in r.getMessage() for r in caplog.records),
+                         what="the publisher to try the unreachable broker")
     finally:
         await gw.close()
     with sqlite3.connect(tmp_path / "gw.db") as db:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 
 import aiohttp
 
 from bot.i18n import t
 
+from ..conftest import wait_until
 from .conftest import next_event
 
 
@@ -48,7 +50,13 @@ async def test_widget_customer_gets_the_agents_reply_in_real_time(gateway, assis
     assert (await ben.post(f"/api/inbox/conversations/{cid}/reply", {"text": "Hallo, hier ist Ben."}))[0] == 201
     reply = await frames_until(widget, lambda f: f.get("type") == "message" and f.get("role") == "agent")
     assert reply["text"] == "Hallo, hier ist Ben."
-    await asyncio.sleep(0.3)
+
+    def handled() -> bool:  # the widget marks a customer message processed once it is done with it
+        with sqlite3.connect(gateway.db_path) as db:
+            return db.execute("SELECT delivery_status FROM messages WHERE direction = 'in' AND text = 'Hallo?'"
+                              ).fetchone() == ("processed",)
+
+    await wait_until(handled, what="the widget to be done with 'Hallo?'")
     assert len(assistant.received) == n, "the bot heard nothing while the agent had the conversation"
     await widget.close()
     await inbox.close()
