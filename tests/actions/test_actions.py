@@ -109,7 +109,8 @@ async def test_close_candidates_are_offered_as_buttons(kb):
     from actions.texts import response_text
 
     assert clarify["buttons"][-1]["title"] == response_text("utter_kb_none_of_these", "de") != "None of these"
-    assert slots(events)["kb_candidates"]
+    offered = [json.loads(p[len("/choose_article"):])["article_group"] for p in payloads[:-1]]
+    assert slots(events)["kb_candidates"] == offered  # what "none of these" and a choice are checked against
 
 
 async def test_choosing_an_option_answers_that_article(kb):
