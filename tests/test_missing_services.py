@@ -12,7 +12,7 @@ import pytest
 from bot.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
-from .conftest import in_ci
+from .conftest import in_ci, require_service
 
 NEEDS_REDIS = """
 import redis
@@ -80,3 +80,10 @@ def test_what_counts_as_ci(monkeypatch, value, ci):
     else:
         monkeypatch.setenv("CI", value)
     assert in_ci() is ci
+
+
+def test_a_failed_check_while_reaching_the_service_stays_a_failure(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(AssertionError, match="the answer was wrong"):
+        with require_service("Redis", "127.0.0.1:6379"):
+            raise AssertionError("the answer was wrong")  # not skipped as "Redis is not available"
