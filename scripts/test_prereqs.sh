@@ -28,44 +28,32 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_listening() {  # $1 port, $2 name, $3 seconds
-  for _ in $(seq "$3"); do
-    if listening "$1"; then return 0; fi
+# start_service PORT NAME SECONDS PROGRAM COMMAND...: when nothing listens on PORT and PROGRAM is
+# installed, COMMAND starts NAME, which then has SECONDS to listen.
+start_service() {
+  local port="$1" name="$2" seconds="$3" program="$4"
+  shift 4
+  if listening "$port"; then return 0; fi
+  if ! command -v "$program" >/dev/null 2>&1; then
+    echo "note: $name is not installed: the tests that need it fail under CI=true, else are skipped" >&2
+    return 0
+  fi
+  echo "Starting $name for the tests ..."
+  "$@" || true
+  for _ in $(seq "$seconds"); do
+    if listening "$port"; then return 0; fi
     sleep 1
   done
-  echo "warning: $2 was started but does not listen on 127.0.0.1:$1 after $3 s: its tests cannot run" >&2
-  return 0
+  echo "warning: $name was started but does not listen on 127.0.0.1:$port after $seconds s: its tests cannot run" >&2
 }
 
-if ! listening 5432; then
-  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql)" ]; then
-    version="$(ls /etc/postgresql | sort -V | tail -1)"
-    echo "Starting PostgreSQL $version (cluster main) for the tests ..."
-    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
-    wait_listening 5432 PostgreSQL 30
-  else
-    echo "note: PostgreSQL is not installed: the tests that need it fail under CI=true, else are skipped" >&2
-  fi
-fi
+start_redis() {
+  $SUDO mkdir -p /var/lib/redis /var/log/redis
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+}
 
-if ! listening 6379; then
-  if command -v redis-server >/dev/null 2>&1; then
-    echo "Starting Redis for the tests ..."
-    $SUDO mkdir -p /var/lib/redis /var/log/redis
-    $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
-    wait_listening 6379 Redis 15
-  else
-    echo "note: Redis is not installed: the tests that need it fail under CI=true, else are skipped" >&2
-  fi
-fi
-
-if ! listening 5672; then
-  if command -v rabbitmq-server >/dev/null 2>&1; then
-    echo "Starting RabbitMQ for the tests ..."
-    $SUDO rabbitmq-server -detached || true
-    wait_listening 5672 RabbitMQ 90  # the Erlang VM takes a while to boot
-  else
-    echo "note: RabbitMQ is not installed: the tests that need it fail under CI=true, else are skipped" >&2
-  fi
-fi
+pg_version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1 || true)"  # the newest cluster's version
+start_service 5432 PostgreSQL 30 pg_ctlcluster $SUDO pg_ctlcluster --skip-systemctl-redirect "${pg_version:-none}" main start
+start_service 6379 Redis 15 redis-server start_redis
+start_service 5672 RabbitMQ 90 rabbitmq-server $SUDO rabbitmq-server -detached  # the Erlang VM boots slowly
