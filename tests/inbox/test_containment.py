@@ -1,0 +1,281 @@
+"""What counts as resolved by the bot (bot/metrics.py, README "Dashboard"): conversations built through
+the real gateway and store (REST channel -> router -> database, on SQLite and PostgreSQL), answered by
+a scripted assistant that sends what the real bot sends (texts, buttons and the action server's
+structured events: kb_answer, kb_feedback, handoff_requested, handoff, kb_unavailable). A hand-off
+asked for but not finished, an "I don't know", an answer the customer rejected or no answer at all is
+never "contained"; the unanswered count and the table of unanswered questions always agree."""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select, update
+
+from bot.keys import SESSIONMAKER
+from bot.metrics import TOP_UNANSWERED
+from bot.stack import free_port
+from bot.store.models import Contact, ContactIdentity, Conversation
+
+from ..conftest import ARTIFACTS
+from ..editor.conftest import database_url  # noqa: F401  (fixture: sqlite and postgresql)
+from .conftest import PASSWORD, make_settings, start_gateway
+from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
+
+YES_NO = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
+SKIP = [{"title": "Skip", "payload": "/skip"}]
+
+
+# --- what the real bot answers (actions/faq.py, actions/handoff.py), one turn each --------------
+
+def answer(query: str, decision: str = "answer") -> list[dict]:
+    return [{"text": f"Here is how: {query}. [Read more](/help/en/article)"},
+            {"custom": {"event": "kb_answer", "decision": decision, "query": query,
+                        "articles": [{"article_id": "article-en", "group": "article", "title": "Article"}]}},
+            {"text": "Did that answer your question?", "buttons": YES_NO}]
+
+
+def dont_know(query: str) -> list[dict]:
+    return [{"text": "I'm sorry, I don't know the answer to that yet.",
+             "buttons": [{"title": "Talk to a person", "payload": "/request_human"},
+                         {"title": "Ask something else", "payload": "/ask_something_else"}]},
+            {"custom": {"event": "kb_answer", "decision": "handoff", "query": query, "articles": []}}]
+
+
+def clarify(query: str) -> list[dict]:
+    return [{"text": "Which of these do you mean?",
+             "buttons": [{"title": "Pause your subscription", "payload": '/choose_article{"article_group":"pause"}'},
+                         {"title": "None of these", "payload": "/deny"}]},
+            {"custom": {"event": "kb_answer", "decision": "clarify", "query": query, "articles": []}}]
+
+
+def feedback(helpful: bool) -> list[dict]:
+    said = "Glad I could help!" if helpful else "Sorry. Shall I connect you with a person?"
+    return [{"custom": {"event": "kb_feedback", "helpful": helpful, "group": "article"}}, {"text": said}]
+
+
+def form_starts(reason: str) -> list[dict]:
+    return [{"custom": {"event": "handoff_requested", "reason": reason}},
+            {"text": "Before I connect you: what's your name? You can also skip this.", "buttons": SKIP}]
+
+
+def handed_off(reason: str) -> list[dict]:
+    return [{"text": "Thanks. I'm handing you over to our team now."},
+            {"custom": {"event": "handoff", "reason": reason, "summary": "The customer asked.", "captured": {},
+                        "articles_shown": [], "skipped": ["name", "email"], "language": "en", "sentiment": "neutral"}}]
+
+
+KB_DOWN = [{"text": "Our help articles are unavailable right now."},
+           {"custom": {"event": "kb_unavailable", "reason": "no index"}}]
+SMALL_TALK = [{"text": "Hello! How can I help?"}]
+
+# conversation -> its turns (the customer's message, the bot's answer) and the outcome it must get
+SCENARIOS = {
+    "answered": ([("How do I pause?", answer("How do I pause?"))], "contained"),
+    "answered, it helped": ([("How do I pause?", answer("How do I pause?")), ("/affirm", feedback(True))],
+                            "contained"),
+    "answered, it did not help, left": ([("How do I pause?", answer("How do I pause?")),
+                                         ("/deny", feedback(False))], "misfired"),
+    "did not help, the next best helped": ([("How do I pause?", answer("How do I pause?")),
+                                            ("/deny", feedback(False) + answer("How do I pause?", "next_best")),
+                                            ("/affirm", feedback(True))], "contained"),
+    "only I don't know": ([("Do you sell teapots?", dont_know("Do you sell teapots?"))], "misfired"),
+    "I don't know, then answered": ([("Do you sell teapots?", dont_know("Do you sell teapots?")),
+                                     ("/ask_something_else", SMALL_TALK),
+                                     ("How do I pause?", answer("How do I pause?"))], "contained"),
+    "answered, then I don't know": ([("How do I pause?", answer("How do I pause?")),
+                                     ("Do you sell teapots?", dont_know("Do you sell teapots?"))], "misfired"),
+    "asked for a person, left the form": ([("I want a person", form_starts("customer_request"))],
+                                          "handoff_abandoned"),
+    "answered, then asked for a person, left": ([("How do I pause?", answer("How do I pause?")),
+                                                 ("/affirm", feedback(True)),
+                                                 ("/request_human", form_starts("customer_request"))],
+                                                "handoff_abandoned"),
+    "offered a person, accepted, left": ([("Do you sell teapots?", dont_know("Do you sell teapots?")),
+                                          ("/request_human", form_starts("kb_no_answer"))], "handoff_abandoned"),
+    "asked for a person, finished the form": ([("I want a person", form_starts("customer_request")),
+                                               ("/skip", [{"text": "Your email?", "buttons": SKIP}]),
+                                               ("/skip", handed_off("customer_request"))], "handed_off"),
+    "greeting only": ([("hello", SMALL_TALK)], "no_answer"),
+    "clarification, left": ([("subscription", clarify("subscription"))], "no_answer"),
+    "clarification, chosen": ([("subscription", clarify("subscription")),
+                               ('/choose_article{"article_group":"pause"}', answer("subscription", "chosen"))],
+                              "contained"),
+    "knowledge base down": ([("How do I pause?", KB_DOWN)], "misfired"),
+}
+
+
+class ScriptedAssistant:
+    """Rasa's REST channel in front of the action server, scripted: the next message gets the answer
+    queued for it (what the real bot would send at that turn; the tests send one message at a time)."""
+
+    def __init__(self):
+        self.queued: list[tuple[str, list[dict]]] = []
+        self.url = ""
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        text, answer_ = self.queued.pop(0)
+        assert body["message"] == text, (body["message"], text)
+        return web.json_response([{"recipient_id": body["sender"], **item} for item in answer_])
+
+    async def ok(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+
+@pytest.fixture
+async def scripted():
+    fake = ScriptedAssistant()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", fake.webhook)
+    for path in ("/webhooks/rest/", "/ready"):
+        app.router.add_get(path, fake.ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    fake.url = f"http://127.0.0.1:{port}"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def dashboard(tmp_path, scripted, database_url):  # noqa: F811
+    gw = await start_gateway(make_settings(tmp_path, scripted, DATABASE_URL=database_url), tmp_path / "gw.db")
+    await gw.add_agent("ada@example.com", "Ada Admin", "admin")
+    ada = gw.agent_client()
+    await ada.login("ada@example.com")
+    yield gw, scripted, ada
+    await ada.close()
+    await gw.close()
+
+
+async def converse(gw, scripted: ScriptedAssistant, turns, **metadata) -> str:
+    """One customer's conversation through the REST channel; returns the sender id."""
+    sender = f"c-{uuid.uuid4().hex[:10]}"
+    for text, bot in turns:
+        scripted.queued.append((text, bot))
+        status, _ = await gw.ask(sender, text, **metadata)
+        assert status == 200 and not scripted.queued
+    return sender
+
+
+async def conversation_of(gw, sender: str) -> str:
+    async with gw.app[SESSIONMAKER]() as session:
+        return (await session.execute(
+            select(Conversation.public_id).join(Contact, Contact.id == Conversation.contact_id)
+            .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+            .where(ContactIdentity.source_id == sender))).scalar_one()
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+async def test_only_an_answer_that_stood_without_a_hand_off_counts_as_contained(dashboard):
+    gw, scripted, ada = dashboard
+    ids = {}
+    for name, (turns, _) in SCENARIOS.items():
+        ids[name] = await conversation_of(gw, await converse(gw, scripted, turns))
+    async with ada.http.get(gw.url + f"/api/admin/metrics.csv?from={today()}&to={today()}&table=conversations") as r:
+        rows = {row["conversation"]: row for row in csv.DictReader(io.StringIO(await r.text()))}
+    got = {name: rows[cid]["outcome"] for name, cid in ids.items()}
+    assert got == {name: outcome for name, (_, outcome) in SCENARIOS.items()}
+
+    status, m = await ada.get(f"/api/admin/metrics?from={today()}&to={today()}")
+    assert status == 200
+    expected = {o: sum(1 for _, want in SCENARIOS.values() if want == o) for o in
+                ("contained", "handed_off", "handoff_abandoned", "misfired", "no_answer")}
+    assert expected == {"contained": 5, "handed_off": 1, "handoff_abandoned": 3, "misfired": 4, "no_answer": 2}
+    assert m["outcomes"] == expected and sum(m["outcomes"].values()) == m["conversations"] == 15
+    assert (m["contained"], m["containment_rate"]) == (5, round(5 / 15, 4))
+    assert m["handed_off"] == 1
+    # first-contact resolution: the contained ones (nobody came back); the handed-off one is not resolved yet
+    assert m["first_contact_resolved"] == 5
+    assert [(d["contained"], d["handed_off"], d["not_resolved"]) for d in m["daily"]] == [(5, 1, 9)]
+
+
+async def test_the_unanswered_count_and_the_table_agree_for_every_filter(dashboard):
+    gw, scripted, ada = dashboard
+    # 24 distinct unanswered questions in English (one asked three times, in different cases), 2 in
+    # German, an answered one, and 3 unanswered ones from before the period
+    for i in range(24):
+        q = f"Do you sell teapot model {i}?"
+        turns = [(q, dont_know(q))]
+        if i == 0:
+            turns += [(q.upper(), dont_know(q.upper())), (q.lower(), dont_know(q.lower()))]
+        await converse(gw, scripted, turns, language="en")
+    for q in ("Verkaufen Sie Teekannen?", "Gibt es Teekannen aus Glas?"):
+        await converse(gw, scripted, [(q, dont_know(q))], language="de")
+    await converse(gw, scripted, [("How do I pause?", answer("How do I pause?"))], language="en")
+    old = []
+    for i in range(3):
+        old.append(await conversation_of(gw, await converse(gw, scripted, [("Old teapot?", dont_know("Old teapot?"))],
+                                                            language="en")))
+    last_week = datetime.now(timezone.utc) - timedelta(days=7)
+    async with gw.app[SESSIONMAKER]() as session:
+        await session.execute(update(Conversation).where(Conversation.public_id.in_(old)).values(created_at=last_week))
+        await session.commit()
+
+    day = today()
+    # filter -> (unanswered questions, all questions), worked out from the conversations above
+    cases = {f"from={day}&to={day}": (28, 29), f"from={day}&to={day}&language=de": (2, 2),
+             f"from={day}&to={day}&language=en": (26, 27), f"from={day}&to={day}&channel=webchat": (0, 0),
+             f"from={last_week.date()}&to={day}": (31, 32), f"from={last_week.date()}&to={last_week.date()}": (3, 3)}
+    for query, (n_unanswered, n_questions) in cases.items():
+        status, m = await ada.get("/api/admin/metrics?" + query)
+        assert status == 200
+        table = sum(x["count"] for x in m["top_unanswered"]) + m["unanswered_other"]["count"]
+        assert (m["unanswered"], table, m["questions"]) == (n_unanswered, n_unanswered, n_questions), query
+        assert len(m["top_unanswered"]) <= TOP_UNANSWERED
+        assert len({x["question"] for x in m["top_unanswered"]}) == len(m["top_unanswered"])  # one row a question
+    status, m = await ada.get(f"/api/admin/metrics?from={day}&to={day}")
+    # the question asked three times (case-folded) leads the table; 26 distinct: 20 rows and 6 in "other"
+    assert m["top_unanswered"][0] == {"question": "do you sell teapot model 0?", "count": 3}
+    assert m["unanswered_other"] == {"questions": 6, "count": 6}
+    assert m["unanswered_rate"] == round(28 / 29, 4)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Chromium is not installed")
+async def test_the_page_shows_the_outcomes_and_an_unanswered_count_its_table_adds_up_to(tmp_path, scripted):
+    async_api = pytest.importorskip("playwright.async_api")
+    gw = await start_gateway(make_settings(tmp_path, scripted), tmp_path / "gw.db")
+    try:
+        await gw.add_agent("ada@example.com", "Ada Admin", "admin")
+        for i in range(22):  # 22 distinct unanswered questions, the first asked twice
+            q = f"Do you sell teapot model {i}?"
+            await converse(gw, scripted, [(q, dont_know(q))] + ([(q, dont_know(q))] if i == 0 else []))
+        for turns, _ in (SCENARIOS["answered, it helped"], SCENARIOS["asked for a person, left the form"]):
+            await converse(gw, scripted, turns)
+        async with async_api.async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
+                                              else shutil.which("chromium"), args=CHROMIUM_ARGS)
+            expect = async_api.expect
+            page = await browser.new_page(viewport={"width": 1280, "height": 1400})
+            await page.goto(gw.url + "/dashboard")
+            await page.fill("#login-email", "ada@example.com")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-form button[type=submit]")
+            await expect(page.locator('[data-kpi="conversations"] .value')).to_have_text("24")
+            # 1 of 24 contained: the one whose answer helped; the abandoned hand-off is not
+            await expect(page.locator('[data-kpi="containment"] .value')).to_have_text("4.2 %")
+            outcomes = page.locator("#outcomes")
+            await expect(outcomes.locator("tr", has_text="Resolved by the bot")).to_contain_text("1")
+            await expect(outcomes.locator("tr", has_text="hand-off not finished")).to_contain_text("1")
+            await expect(outcomes.locator("tr", has_text="did not know")).to_contain_text("22")
+            await expect(page.locator('[data-kpi="unanswered"] .sub')).to_have_text("23 of 24 questions")
+            rows = page.locator("#unanswered tr")
+            await expect(rows).to_have_count(1 + 20 + 1)  # the head, the 20 most frequent, "2 other questions"
+            await expect(rows.last).to_contain_text("2 other questions")
+            counts = [int(c) for c in await page.locator("#unanswered td.num").all_inner_texts()]
+            assert sum(counts) == 23 and counts[0] == 2
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-outcomes.png"), full_page=True)
+            await browser.close()
+    finally:
+        await gw.close()
