@@ -86,6 +86,25 @@ async def assistant():
     await runner.cleanup()
 
 
+@pytest.fixture
+async def scripted():
+    """A stand-in for Rasa that answers exactly the turns a test queues (tests/inbox/scripted_bot.py)."""
+    from .scripted_bot import ScriptedAssistant
+
+    fake = ScriptedAssistant()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", fake.webhook)
+    for path in ("/webhooks/rest/", "/ready"):
+        app.router.add_get(path, fake.ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    fake.url = f"http://127.0.0.1:{port}"
+    yield fake
+    await runner.cleanup()
+
+
 class Gateway:
     def __init__(self, server: TestServer, settings: Settings, db_path):
         self.server = server

@@ -9,70 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select, update
 
 from bot.keys import SESSIONMAKER
 from bot.metrics import TOP_UNANSWERED
-from bot.stack import free_port
 from bot.store.models import Contact, ContactIdentity, Conversation
 
 from ..conftest import ARTIFACTS
 from ..editor.conftest import database_url  # noqa: F401  (fixture: sqlite and postgresql)
 from .conftest import PASSWORD, make_settings, start_gateway
+from .scripted_bot import KB_DOWN, SKIP, SMALL_TALK, answer, clarify, converse, dont_know, feedback, form_starts, \
+    handed_off
 from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
-
-YES_NO = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
-SKIP = [{"title": "Skip", "payload": "/skip"}]
-
-
-# --- what the real bot answers (actions/faq.py, actions/handoff.py), one turn each --------------
-
-def answer(query: str, decision: str = "answer") -> list[dict]:
-    return [{"text": f"Here is how: {query}. [Read more](/help/en/article)"},
-            {"custom": {"event": "kb_answer", "decision": decision, "query": query,
-                        "articles": [{"article_id": "article-en", "group": "article", "title": "Article"}]}},
-            {"text": "Did that answer your question?", "buttons": YES_NO}]
-
-
-def dont_know(query: str) -> list[dict]:
-    return [{"text": "I'm sorry, I don't know the answer to that yet.",
-             "buttons": [{"title": "Talk to a person", "payload": "/request_human"},
-                         {"title": "Ask something else", "payload": "/ask_something_else"}]},
-            {"custom": {"event": "kb_answer", "decision": "handoff", "query": query, "articles": []}}]
-
-
-def clarify(query: str) -> list[dict]:
-    return [{"text": "Which of these do you mean?",
-             "buttons": [{"title": "Pause your subscription", "payload": '/choose_article{"article_group":"pause"}'},
-                         {"title": "None of these", "payload": "/deny"}]},
-            {"custom": {"event": "kb_answer", "decision": "clarify", "query": query, "articles": []}}]
-
-
-def feedback(helpful: bool) -> list[dict]:
-    said = "Glad I could help!" if helpful else "Sorry. Shall I connect you with a person?"
-    return [{"custom": {"event": "kb_feedback", "helpful": helpful, "group": "article"}}, {"text": said}]
-
-
-def form_starts(reason: str) -> list[dict]:
-    return [{"custom": {"event": "handoff_requested", "reason": reason}},
-            {"text": "Before I connect you: what's your name? You can also skip this.", "buttons": SKIP}]
-
-
-def handed_off(reason: str) -> list[dict]:
-    return [{"text": "Thanks. I'm handing you over to our team now."},
-            {"custom": {"event": "handoff", "reason": reason, "summary": "The customer asked.", "captured": {},
-                        "articles_shown": [], "skipped": ["name", "email"], "language": "en", "sentiment": "neutral"}}]
-
-
-KB_DOWN = [{"text": "Our help articles are unavailable right now."},
-           {"custom": {"event": "kb_unavailable", "reason": "no index"}}]
-SMALL_TALK = [{"text": "Hello! How can I help?"}]
 
 # conversation -> its turns (the customer's message, the bot's answer) and the outcome it must get
 SCENARIOS = {
@@ -110,40 +62,6 @@ SCENARIOS = {
 }
 
 
-class ScriptedAssistant:
-    """Rasa's REST channel in front of the action server, scripted: the next message gets the answer
-    queued for it (what the real bot would send at that turn; the tests send one message at a time)."""
-
-    def __init__(self):
-        self.queued: list[tuple[str, list[dict]]] = []
-        self.url = ""
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        text, answer_ = self.queued.pop(0)
-        assert body["message"] == text, (body["message"], text)
-        return web.json_response([{"recipient_id": body["sender"], **item} for item in answer_])
-
-    async def ok(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-
-@pytest.fixture
-async def scripted():
-    fake = ScriptedAssistant()
-    app = web.Application()
-    app.router.add_post("/webhooks/rest/webhook", fake.webhook)
-    for path in ("/webhooks/rest/", "/ready"):
-        app.router.add_get(path, fake.ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    await runner.cleanup()
-
-
 @pytest.fixture
 async def dashboard(tmp_path, scripted, database_url):  # noqa: F811
     gw = await start_gateway(make_settings(tmp_path, scripted, DATABASE_URL=database_url), tmp_path / "gw.db")
@@ -153,16 +71,6 @@ async def dashboard(tmp_path, scripted, database_url):  # noqa: F811
     yield gw, scripted, ada
     await ada.close()
     await gw.close()
-
-
-async def converse(gw, scripted: ScriptedAssistant, turns, **metadata) -> str:
-    """One customer's conversation through the REST channel; returns the sender id."""
-    sender = f"c-{uuid.uuid4().hex[:10]}"
-    for text, bot in turns:
-        scripted.queued.append((text, bot))
-        status, _ = await gw.ask(sender, text, **metadata)
-        assert status == 200 and not scripted.queued
-    return sender
 
 
 async def conversation_of(gw, sender: str) -> str:
