@@ -6,8 +6,6 @@ buttons the gateway sent before."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,9 +14,9 @@ from bot.keys import SESSIONMAKER
 from bot.store.models import Message
 
 from ..conftest import ARTIFACTS
-from .conftest import PASSWORD, make_settings, next_event, start_gateway
+from .browser import HAVE_CHROMIUM, signed_in_page
+from .conftest import make_settings, next_event, start_gateway
 from .scripted_bot import SKIP, answer, clarify, converse, feedback, form_starts, handed_off
-from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 
 CHOOSE = '/choose_article{"article_group":"pause"}'
 PAYLOADS = ("/choose_article", "/deny", "/affirm", "/skip", "/request_human")
@@ -91,19 +89,12 @@ async def test_a_title_never_replaces_typed_words_and_a_bad_one_is_refused_and_n
     assert (shown["text"], shown.get("clicked")) == ("hello there", None)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Chromium is not installed")
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="Chromium is not installed")
 async def test_the_inbox_page_shows_the_clicked_titles(gw, scripted):
-    async_api = pytest.importorskip("playwright.async_api")
+    expect = pytest.importorskip("playwright.async_api").expect
+
     await hand_off_by_clicks(gw, scripted)
-    async with async_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
-                                          else shutil.which("chromium"), args=CHROMIUM_ARGS)
-        expect = async_api.expect
-        page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-        await page.goto(gw.url + "/inbox")
-        await page.fill("#login-email", "ben@example.com")
-        await page.fill("#login-password", PASSWORD)
-        await page.click("#login-form button[type=submit]")
+    async with signed_in_page(gw.url, "/inbox", "ben@example.com", {"width": 1280, "height": 1000}) as page:
         await page.locator("#conversation-list .conv").first.click()
         clicked = page.locator("#timeline .msg.customer .text.clicked")
         await expect(clicked).to_have_count(5)
@@ -113,4 +104,3 @@ async def test_the_inbox_page_shows_the_clicked_titles(gw, scripted):
         assert not [p for p in PAYLOADS if p in timeline], timeline
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "inbox-clicked-buttons.png"), full_page=True)
-        await browser.close()

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -21,10 +19,10 @@ from bot.store.models import Contact, ContactIdentity, Conversation
 
 from ..conftest import ARTIFACTS
 from ..editor.conftest import database_url  # noqa: F401  (fixture: sqlite and postgresql)
-from .conftest import PASSWORD, make_settings, start_gateway
+from .browser import HAVE_CHROMIUM, signed_in_page
+from .conftest import make_settings, start_gateway
 from .scripted_bot import KB_DOWN, SKIP, SMALL_TALK, answer, clarify, converse, dont_know, feedback, form_starts, \
     handed_off
-from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 
 # conversation -> its turns (the customer's message, the bot's answer) and the outcome it must get
 SCENARIOS = {
@@ -149,9 +147,10 @@ async def test_the_unanswered_count_and_the_table_agree_for_every_filter(dashboa
     assert m["unanswered_rate"] == round(28 / 29, 4)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Chromium is not installed")
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="Chromium is not installed")
 async def test_the_page_shows_the_outcomes_and_an_unanswered_count_its_table_adds_up_to(tmp_path, scripted):
-    async_api = pytest.importorskip("playwright.async_api")
+    expect = pytest.importorskip("playwright.async_api").expect
+
     gw = await start_gateway(make_settings(tmp_path, scripted), tmp_path / "gw.db")
     try:
         await gw.add_agent("ada@example.com", "Ada Admin", "admin")
@@ -160,15 +159,7 @@ async def test_the_page_shows_the_outcomes_and_an_unanswered_count_its_table_add
             await converse(gw, scripted, [(q, dont_know(q))] + ([(q, dont_know(q))] if i == 0 else []))
         for turns, _ in (SCENARIOS["answered, it helped"], SCENARIOS["asked for a person, left the form"]):
             await converse(gw, scripted, turns)
-        async with async_api.async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
-                                              else shutil.which("chromium"), args=CHROMIUM_ARGS)
-            expect = async_api.expect
-            page = await browser.new_page(viewport={"width": 1280, "height": 1400})
-            await page.goto(gw.url + "/dashboard")
-            await page.fill("#login-email", "ada@example.com")
-            await page.fill("#login-password", PASSWORD)
-            await page.click("#login-form button[type=submit]")
+        async with signed_in_page(gw.url, "/dashboard", "ada@example.com", {"width": 1280, "height": 1400}) as page:
             await expect(page.locator('[data-kpi="conversations"] .value')).to_have_text("24")
             # 1 of 24 contained: the one whose answer helped; the abandoned hand-off is not
             await expect(page.locator('[data-kpi="containment"] .value')).to_have_text("4.2 %")
@@ -184,6 +175,5 @@ async def test_the_page_shows_the_outcomes_and_an_unanswered_count_its_table_add
             assert sum(counts) == 23 and counts[0] == 2
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard-outcomes.png"), full_page=True)
-            await browser.close()
     finally:
         await gw.close()
