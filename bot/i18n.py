@@ -108,6 +108,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Destek ekibi",
         "ja": "サポートスタッフ",
     },
+    "widget_agent_named": {  # above a person's message in the widget; {name}: the agent's display name
+        "en": "{name} · Support team",
+        "de": "{name} · Kundenservice-Team",
+        "tr": "{name} · Destek ekibi",
+        "ja": "{name}（サポートスタッフ）",
+    },
     "widget_typing": {
         "en": "The assistant is typing…",
         "de": "Der Assistent schreibt …",

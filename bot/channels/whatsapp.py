@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import keys
 from ..i18n import t
+from ..payloads import button_title
 from ..deferred import DEFERRED
 from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
 from ..store import repository as repo
@@ -212,6 +213,10 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
                     ctx = await repo.find_message_by_platform_id(session, NAME, m.context_id)
                     buttons = ctx.buttons if ctx is not None else None
                 text = payload_for_reply(m.reply_id, m.reply_title, buttons)
+                # the button's whole title (WhatsApp shortens what it shows to 20 characters)
+                meta["title"] = button_title(buttons, text) or m.reply_title
+            elif m.meta.get("wa_reply_type") == "template_button":
+                meta["title"] = m.meta.get("reply_title")
         max_chars = self.app[keys.SETTINGS].max_message_chars
         if len(text) > max_chars:
             text, meta["truncated"] = text[:max_chars], True

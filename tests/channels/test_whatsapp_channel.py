@@ -5,6 +5,7 @@ deterministically. tests/channels/test_whatsapp_stack.py runs the same contract 
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import dataclasses
 import sqlite3
@@ -249,6 +250,8 @@ async def test_button_list_and_template_replies_reach_rasa_as_payloads(gw):
     await wait_until(lambda: len(gw.sim.messages_to(user)) == 5)
     stored = [(r["text"], r["meta"]) for r in gw.rows(user, "in")]
     assert stored[1][0] == "/affirm" and '"reply_title": "Yes"' in stored[1][1]
+    # what the customer pressed, in its words, kept for the agents (who never see a payload)
+    assert [json.loads(meta).get("title") for _, meta in stored] == [None, "Yes", "Pause", "Talk to a person"]
 
 
 async def test_unsupported_messages_get_a_polite_reply_in_the_customers_language(gw):

@@ -76,9 +76,9 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
             await page.click("#filter-form button[type=submit]")
             kpi = lambda key: page.locator(f'[data-kpi="{key}"] .value')  # noqa: E731
             await expect(kpi("conversations")).to_have_text("6")
-            await expect(kpi("containment")).to_have_text("50 %")
+            await expect(kpi("containment")).to_have_text("33.3 %")
             await expect(kpi("handoff")).to_have_text("50 %")
-            await expect(kpi("fcr")).to_have_text("50 %")
+            await expect(kpi("fcr")).to_have_text("33.3 %")
             await expect(kpi("first_response")).to_have_text("6 min")  # median 360 s
             await expect(kpi("resolution")).to_have_text("35 min")  # median 2,100 s
             await expect(kpi("csat")).to_have_text("50 %")
@@ -131,8 +131,8 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
                 await page.click("#csv-daily")
             download = await info.value
             text = Path(await download.path()).read_text(encoding="utf-8")
-            assert text.splitlines()[0] == "date,conversations,handed_off,contained,csat_responses,csat_average"
-            assert text.splitlines()[3] == "2026-11-03,1,1,0,1,2.0"
+            assert text.splitlines()[0] == "date,conversations,handed_off,contained,not_resolved,csat_responses,csat_average"
+            assert text.splitlines()[3] == "2026-11-03,1,1,0,0,1,2.0"
 
             await page.select_option("#lang-select", "de")
             await expect(page.locator('[data-kpi="containment"] .label')).to_have_text("Self-Service-Quote")

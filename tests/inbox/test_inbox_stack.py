@@ -104,6 +104,9 @@ def test_an_agent_takes_over_in_the_browser_and_a_restart_loses_nothing(inbox_ga
             expect(page.locator("#context-summary")).to_contain_text("How do I cancel my subscription?")
             expect(page.locator("#timeline")).to_contain_text("How do I cancel my subscription?")
             expect(page.locator("#timeline .sources a").first).to_have_attribute("href", re.compile("/help/en/"))
+            # the form's two Skip buttons the customer clicked read as "Skip", never as their payload
+            expect(page.locator("#timeline .text.clicked .chip", has_text="Skip")).to_have_count(2)
+            expect(page.locator("#timeline")).not_to_contain_text("/skip")
             page.screenshot(path=str(ARTIFACTS / "inbox-queue.png"))
 
             page.click("#claim-button")
