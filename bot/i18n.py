@@ -29,6 +29,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Seçin",
         "ja": "選択する",
     },
+    "list_section": {  # the title above a WhatsApp list's options (at most 24 characters)
+        "en": "Options",
+        "de": "Optionen",
+        "tr": "Seçenekler",
+        "ja": "選択肢",
+    },
     # --- the website widget (bot/web/static/widget.js gets every "widget_" text) ---
     "widget_title": {
         "en": "Support",

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from bot.settings_doc import SETTINGS_DOC
 from tests.conftest import WHATSAPP_TEST_SETTINGS, get_json
 from tests.test_stack import FIRST_QUESTIONS
 
@@ -130,8 +131,8 @@ def test_bad_webhooks_are_refused_before_anything_is_stored(running_stack, whats
     elif case == "bad-utf8":
         raw = b'{"object": "\xff\xfe"}'
         headers, expected = signed(raw), 400
-    elif case == "oversized":
-        raw = json.dumps({**envelope, "padding": "x" * (300 * 1024)}).encode()
+    elif case == "oversized":  # over the webhook's own limit (the default of WHATSAPP_WEBHOOK_MAX_BYTES)
+        raw = json.dumps({**envelope, "padding": "x" * int(SETTINGS_DOC["WHATSAPP_WEBHOOK_MAX_BYTES"][0])}).encode()
         headers, expected = signed(raw), 413
     status, _, _ = http("POST", running_stack.url + WEBHOOK, raw, headers)
     assert status == expected
@@ -219,6 +220,25 @@ def test_a_list_reply_and_a_template_quick_reply_reach_rasa_as_payloads(running_
     wait_processed(running_stack, whatsapp_sim, wamid)
     assert inbound(running_stack, wamid)["text"] == "/greet"
     assert body_of(whatsapp_sim.messages_to(to)[-1]).startswith("Hallo")
+
+
+def test_a_batched_post_of_messages_and_statuses_is_answered_like_single_ones(running_stack, whatsapp_sim):
+    # Meta batches: two customers' questions in each of the four languages and the statuses of an
+    # earlier answer in one POST, serialised as escaped-unicode JSON and signed over those bytes.
+    to = user("en")
+    first, _ = whatsapp_sim.send_text(to, "How do I reset my password?")
+    wait_processed(running_stack, whatsapp_sim, first)
+    earlier = whatsapp_sim.messages_to(to)[0]["id"]
+    customers = [(user(lang), question, link) for question, lang, _, link in FIRST_QUESTIONS for _ in range(2)]
+    notes = [whatsapp_sim.message_notification(to_, {"type": "text", "text": {"body": question}}) for to_, question, _
+             in customers]
+    batch = whatsapp_sim.batch([n for _, n in notes] + [whatsapp_sim.status_notification(earlier, "read")])
+    assert whatsapp_sim.deliver(batch)[0] == 200
+    for (wamid, _), (to_, _, link) in zip(notes, customers):
+        wait_processed(running_stack, whatsapp_sim, wamid)
+        assert any(link in body_of(m) for m in whatsapp_sim.messages_to(to_)), [body_of(m) for m in
+                                                                                  whatsapp_sim.messages_to(to_)]
+    assert outbound(running_stack, first)[0]["delivery_status"] == "read"
 
 
 def test_a_duplicate_wamid_is_processed_once_also_across_a_gateway_restart(running_stack, whatsapp_sim):
