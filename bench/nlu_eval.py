@@ -1,5 +1,7 @@
 """Choose the NLU pipeline by measurement: 5-fold cross-validation (`rasa test nlu`) of candidate
-configs on data/nlu, intent macro-F1 overall and per language (en/de/tr/ja).
+configs on data/nlu, intent macro-F1 overall and per language (en/de/tr/ja), and how the short
+knowledge-base examples (one or two words: "refund", "iptal", "返金") of each held-out fold are read:
+how many go to small talk (yes/no/hello/bye/thanks) or to the hand-off instead of the knowledge base.
 
     .venv/bin/python bench/nlu_eval.py [--configs a.yml,b.yml] [--folds 5]
 
@@ -20,9 +22,16 @@ sys.path.insert(0, str(ROOT))
 
 from bot.stack import rasa_env, rasa_executable  # noqa: E402
 from knowledge_base.language import detect  # noqa: E402
+from bench.nlu_heldout import HANDS_OFF, SMALL_TALK  # noqa: E402
 
 DEFAULT_CONFIGS = ["bench/configs/nlu_light.yml", "bench/configs/nlu_light_use_s1.yml",
                    "bench/configs/nlu_light_use_s4.yml", "bench/configs/nlu_rasa_init_default.yml"]
+
+
+def is_short(text: str) -> bool:
+    """One or two words (a Japanese message without spaces counts by length)."""
+    words = text.split()
+    return len(words) <= 2 and (len(text) <= 8 or detect(text, supported=("en", "de", "tr", "ja")).lang != "ja")
 
 
 def macro_f1(pairs: list[tuple[str, str]]) -> float:
@@ -58,11 +67,14 @@ def run(config: str, folds: int, out: Path) -> dict:
     for text, gold, pred in preds:
         by_lang[detect(text, supported=("en", "de", "tr", "ja")).lang].append((gold, pred))
     allp = [(g, p) for _, g, p in preds]
+    short = [p for text, g, p in preds if g == "faq" and is_short(text)]
     return {"config": config, "examples": len(preds), "seconds": round(elapsed, 1),
             "accuracy": round(sum(g == p for g, p in allp) / max(1, len(allp)), 4),
             "macro_f1": round(macro_f1(allp), 4),
             "per_language": {lang: {"n": len(v), "accuracy": round(sum(g == p for g, p in v) / len(v), 4),
-                                    "macro_f1": round(macro_f1(v), 4)} for lang, v in sorted(by_lang.items())}}
+                                    "macro_f1": round(macro_f1(v), 4)} for lang, v in sorted(by_lang.items())},
+            "short_faq": {"n": len(short), "as_small_talk": sum(p in SMALL_TALK for p in short),
+                          "as_hand_off": sum(p in HANDS_OFF for p in short)}}
 
 
 def main() -> int:
@@ -75,7 +87,9 @@ def main() -> int:
         r = run(cfg, args.folds, ROOT / "var" / "nlu_eval" / Path(cfg).stem)
         results.append(r)
         langs = "  ".join(f"{k} {v['macro_f1']:.3f}" for k, v in r["per_language"].items())
-        print(f"{Path(cfg).stem:28} acc {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  | {langs}  ({r['seconds']} s)",
+        sf = r["short_faq"]
+        print(f"{Path(cfg).stem:28} acc {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  | {langs}  | short faq "
+              f"as small talk {sf['as_small_talk']}/{sf['n']}, as hand-off {sf['as_hand_off']}  ({r['seconds']} s)",
               flush=True)
     out = ROOT / "bench" / "results" / "nlu_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
