@@ -1,13 +1,18 @@
 """Hand-off to a human: a form captures what is not yet known (name, email, the order number when
 the topic needs one; every field can be skipped), then one structured event tells the gateway, which
-queues the conversation for an agent and stops forwarding it to the bot."""
+queues the conversation for an agent and stops forwarding it to the bot.
+
+A person, once promised, is never lost: the promise is its own event (``handoff_requested``, when the
+form starts), so the gateway finishes a form the customer left unanswered (bot.handoff.unfinished
+sends ``/finish_handoff``), and leaving, insisting on a person or getting angry during the form hands
+off at once with what was captured (data/rules/handoff.yml)."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -21,6 +26,15 @@ ORDER_TAGS = {"orders", "shipping", "returns"}
 ORDER_WORDS = re.compile(r"order|parcel|package|deliver|return|refund|bestell|paket|lieferung|rücksend|erstatt|"
                          r"sipariş|siparis|kargo|iade|注文|配送|返品|返金|荷物", re.IGNORECASE)
 INTENT_REASONS = {"request_human": "customer_request", "complain": "frustration"}
+# A question where a name, email or order number was asked: a question mark (also the full-width
+# one), or a Japanese sentence ending in a question form.
+QUESTION_RE = re.compile(r"[?？]|(?:ですか|ますか|でしょうか|ません)[。!！]*$")
+# What the classifier calls a whole request rather than an answer to the form's question; a name
+# alone is read as provide_name, or as a low-confidence guess.
+SENTENCE_INTENTS = {"faq", "out_of_scope", "give_feedback", "bot_challenge", "ask_something_else", "complain",
+                    "request_human"}
+SENTENCE_CONFIDENCE = 0.8
+CJK_RE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 def _customer_texts(tracker: Tracker, limit: int = 6) -> list[str]:
@@ -89,6 +103,17 @@ def name_suffix(name: str | None, lang: str | None) -> str:
     if not name or name == SKIPPED:
         return ""
     return f"、{name}様" if lang == "ja" else f", {name}"
+
+
+def is_a_request(text: str, tracker: Tracker) -> bool:
+    """Whether the customer asked something instead of answering the form's question."""
+    if QUESTION_RE.search(text):
+        return True
+    if (tracker.latest_message.get("text") or "").strip() != text:
+        return False  # the classifier's verdict is about another text
+    intent = tracker.latest_message.get("intent") or {}
+    sentence = len(text.split()) >= 3 or (CJK_RE.search(text) is not None and len(text) >= 10)  # no spaces there
+    return sentence and intent.get("name") in SENTENCE_INTENTS and float(intent.get("confidence") or 0) >= SENTENCE_CONFIDENCE
 
 
 def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, sentiment: str = "neutral") -> list:
@@ -160,15 +185,27 @@ class ValidateHandoffForm(FormValidationAction):
             skipped.append(slot)
         return {slot: None, "handoff_skipped": skipped}
 
+    @staticmethod
+    def _request_instead(slot: str, text: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict | None:
+        """A question instead of an answer: say it is kept for the team (the hand-off summary quotes
+        it) and let the form ask again; None when the text is an answer to check."""
+        if not is_a_request(text, tracker):
+            return None
+        dispatcher.utter_message(response="utter_handoff_question_noted")
+        return {slot: None}
+
     def validate_name(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict:
         if value == SKIPPED:
             return self._skip(tracker, "name")
-        text = str(value or "").strip()
-        text = re.sub(r"^(my name is|i am|i'm|ich heiße|ich bin|mein name ist|adım|benim adım|ismim)\s+", "", text,
+        raw = str(value or "").strip()
+        refused = self._request_instead("name", raw, dispatcher, tracker)
+        if refused is not None:
+            return refused
+        text = re.sub(r"^(my name is|i am|i'm|ich heiße|ich bin|mein name ist|adım|benim adım|ismim)\s+", "", raw,
                       flags=re.IGNORECASE).strip(" .!")
         text = re.sub(r"(です|と申します|といいます)$", "", text).strip()
-        if not text or len(text) > 60 or len(text.split()) > 5 or re.search(r"[\d@?/]", text):
-            dispatcher.utter_message(response="utter_ask_name")
+        if not text or len(text) > 60 or len(text.split()) > 5 or re.search(r"[\d@/]", text):
+            dispatcher.utter_message(response="utter_invalid_name", value=raw[:80])
             return {"name": None}
         return {"name": text}
 
@@ -176,6 +213,9 @@ class ValidateHandoffForm(FormValidationAction):
         if value == SKIPPED:
             return self._skip(tracker, "email")
         text = str(value or "").strip()
+        refused = self._request_instead("email", text, dispatcher, tracker)
+        if refused is not None:
+            return refused
         found = re.search(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", text)
         candidate = found.group(0) if found else text
         if EMAIL_RE.match(candidate) and len(candidate) <= 254:
@@ -190,14 +230,27 @@ class ValidateHandoffForm(FormValidationAction):
         m = ORDER_RE.search(str(value or ""))
         if m:
             return {"order_number": f"BB-{m.group(1)}"}
+        refused = self._request_instead("order_number", str(value or "").strip(), dispatcher, tracker)
+        if refused is not None:
+            return refused
         dispatcher.utter_message(response="utter_invalid_order_number")
         return {"order_number": None}
 
 
 class ActionHandoff(Action):
+    """Hands off with what was captured: after the form, or instead of its next question when the
+    customer leaves, insists on a person or gets angry, or the gateway finishes a form left unanswered
+    (then the form ends here too)."""
+
     def name(self) -> str:
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         reason = tracker.get_slot("handoff_reason") or "customer_request"
-        return hand_off(dispatcher, tracker, reason, "negative" if reason == "frustration" else "neutral")
+        if (tracker.latest_message.get("intent") or {}).get("name") == "complain" and reason != "frustration":
+            dispatcher.utter_message(response="utter_sorry_frustration")
+            reason = "frustration"
+        events = hand_off(dispatcher, tracker, reason, "negative" if reason == "frustration" else "neutral")
+        if tracker.active_loop.get("name"):
+            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+        return events

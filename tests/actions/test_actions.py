@@ -254,10 +254,60 @@ async def test_form_normalises_order_numbers(kb, value, expected):
 
 @pytest.mark.parametrize("value,expected", [("Anna Schmidt", "Anna Schmidt"), ("my name is Anna", "Anna"),
                                             ("ich heiße Jonas Weber", "Jonas Weber"), ("山田花子です", "山田花子"),
-                                            ("where is my order 123?", None)])
-async def test_form_cleans_names_and_refuses_questions(kb, value, expected):
+                                            ("Ayşe Yılmaz", "Ayşe Yılmaz")])
+async def test_form_cleans_names(kb, value, expected):
     d = CollectingDispatcher()
     assert ValidateHandoffForm().validate_name(value, d, _form_tracker(), {}) == {"name": expected}
+    assert d.messages == []
+
+
+def _form_turn(text: str, intent: str, confidence: float = 0.95, lang: str = "de") -> Tracker:
+    t = _form_tracker()
+    t.latest_message = {**message(text, intent, lang), "intent": {"name": intent, "confidence": confidence}}
+    return t
+
+
+@pytest.mark.parametrize("text,intent,confidence", [
+    ("where is my order 123?", "faq", 0.99), ("Wo ist meine Bestellung", "faq", 0.97),
+    ("siparişim nerede kaldı acaba", "faq", 0.9), ("注文した商品はいつ届きますか", "faq", 0.4),
+    ("are you a bot or a person", "bot_challenge", 0.9)])
+async def test_form_takes_a_question_for_the_team_not_for_a_name_or_an_email(kb, text, intent, confidence):
+    form = ValidateHandoffForm()
+    for slot, validate in (("name", form.validate_name), ("email", form.validate_email),
+                           ("order_number", form.validate_order_number)):
+        d = CollectingDispatcher()
+        assert validate(text, d, _form_turn(text, intent, confidence), {}) == {slot: None}
+        # said once; the form then asks its question again
+        assert [m["response"] for m in d.messages] == ["utter_handoff_question_noted"]
+
+
+@pytest.mark.parametrize("text,intent,confidence", [("Kerem Doğan", "faq", 0.95), ("Lena", "faq", 0.99),
+                                                    ("Jean-Luc Picard", "out_of_scope", 0.9)])
+async def test_form_takes_a_name_the_classifier_is_unsure_of_as_a_name(kb, text, intent, confidence):
+    d = CollectingDispatcher()
+    assert ValidateHandoffForm().validate_name(text, d, _form_turn(text, intent, confidence), {}) == {"name": text}
+
+
+@pytest.mark.parametrize("value", ["BB-123456", "anna@example.com", "x" * 61, "one two three four five six"])
+async def test_form_refuses_what_cannot_be_a_name_and_says_why(kb, value):
+    d = CollectingDispatcher()
+    assert ValidateHandoffForm().validate_name(value, d, _form_turn(value, "provide_name"), {}) == {"name": None}
+    assert d.messages == [{**d.messages[0], "response": "utter_invalid_name", "value": value[:80]}]
+
+
+async def test_handing_off_during_the_form_ends_the_form_with_what_was_captured(kb):
+    d = CollectingDispatcher()
+    t = _form_tracker(name="Jonas Weber", handoff_reason="customer_request", requested_slot="email")
+    t.latest_message = message("Das ist doch lächerlich!", "complain")
+    events = await ActionHandoff().run(d, t, {})
+    assert [m.get("response") for m in d.messages if m.get("response")] == ["utter_sorry_frustration", "utter_handoff"]
+    handoff = next(c for c in customs(d) if c["event"] == "handoff")
+    assert handoff["reason"] == "frustration" and handoff["captured"] == {"name": "Jonas Weber"}
+    assert any(e["event"] == "active_loop" and e["name"] is None for e in events)
+    assert slots(events)["requested_slot"] is None
+    # after a completed form there is no loop left to end
+    t2 = load_tracker("faq_question_de.json", latest_message=message("/skip", "skip"))
+    assert not any(e["event"] == "active_loop" for e in await ActionHandoff().run(CollectingDispatcher(), t2, {}))
 
 
 def test_slot_events_that_change_nothing_are_left_out_until_another_kind_of_event():
