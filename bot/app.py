@@ -162,9 +162,11 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.CHANNELS] = {}
     from .deferred import deferred_ctx
+    from .handoff.unfinished import unfinished_ctx
 
-    # deferred_ctx: what the assistant could not answer is answered when it is back (bot.deferred)
-    app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels, deferred_ctx])
+    # deferred_ctx: what the assistant could not answer is answered when it is back (bot.deferred);
+    # unfinished_ctx: a promised person is not lost when the hand-off form is left unanswered
+    app.cleanup_ctx.extend([_database, limiter_ctx, _fanout, _clients, _channels, deferred_ctx, unfinished_ctx])
     app.router.add_routes(rest.routes())
     for cls in channel_classes():
         if cls.enabled(settings):

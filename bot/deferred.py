@@ -13,14 +13,13 @@ down) is given up (status ``failed``, logged) rather than tried for ever.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import select, update
 
 from . import keys
 from .store.models import Message
-from .tasks import cancel_and_wait
+from .tasks import Rounds
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +55,12 @@ async def answered_later(session, m: Message) -> bool:
     )).first() is not None
 
 
-class DeferredAnswers:
+class DeferredAnswers(Rounds):
+    label = "deferred answers"
+
     def __init__(self, app, retry_seconds: float = RETRY_SECONDS):
         self.app = app
-        self.retry_seconds = retry_seconds
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.retry_seconds)
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - e.g. the database is down too: try again later
-                log.warning("deferred answers: this round failed", exc_info=True)
+        self.interval = retry_seconds
 
     async def assistant_ready(self) -> bool:
         from .health import action_server_down

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -241,31 +242,13 @@ class Router:
             raise AssistantUnavailable(message_public, str(exc)) from exc
 
         # 3. Store the replies and the assistant's structured events.
-        replies: list[Reply] = []
         handed_off = False
         async with self.sessionmaker() as session:
             conv = await session.get(Conversation, conv_pk)
-            handoff_event: dict | None = None
             # Handed off while Rasa was answering (another message of the same conversation): the
             # bot's words are dropped, the person has the conversation now.
             silenced = conv.status in ("pending", "open")
-            for item in raw:
-                if not isinstance(item, dict):
-                    continue
-                custom = item.get("custom")
-                if is_internal_event(custom):
-                    repo.add_event(session, conv, custom["event"], {**custom, "message_id": message_public})
-                    if custom["event"] == "handoff":
-                        handoff_event = custom
-                    continue
-                text = item.get("text") if isinstance(item.get("text"), str) else None
-                buttons = item.get("buttons") if isinstance(item.get("buttons"), list) else None
-                if (text is None and buttons is None and custom is None) or silenced:
-                    continue
-                repo.add_message(session, conv, direction="out", sender_type="bot", text=text, buttons=buttons,
-                                 custom=custom if isinstance(custom, dict) else None,
-                                 meta={"in_reply_to": message_public})
-                replies.append(Reply(text, buttons, custom if isinstance(custom, dict) else None))
+            replies, handoff_event = self._store_assistant_output(session, conv, raw, message_public, silenced)
             if handoff_event is None and not silenced and self.returning_days and said is None \
                     and not returning.answered_from_kb(raw) and await returning.is_first_message(session, conv.id):
                 found = await returning.previous_topic(session, conv, self.returning_days)
@@ -281,6 +264,68 @@ class Router:
             status = "pending"
             await self.desk.announce(conv_pk)
         return RouteResult(conv_public, message_public, replies, language=language, status=status)
+
+    @staticmethod
+    def _store_assistant_output(session, conv: Conversation, raw: list, in_reply_to: str,
+                                silenced: bool) -> tuple[list[Reply], dict | None]:
+        """Rasa's answer: structured events are stored as events, the rest as the bot's messages
+        (unless ``silenced``). Returns the replies and the hand-off event, if there was one."""
+        replies: list[Reply] = []
+        handoff_event: dict | None = None
+        for item in raw:
+            if not isinstance(item, dict):
+                continue
+            custom = item.get("custom")
+            if is_internal_event(custom):
+                repo.add_event(session, conv, custom["event"], {**custom, "message_id": in_reply_to})
+                if custom["event"] == "handoff":
+                    handoff_event = custom
+                continue
+            text = item.get("text") if isinstance(item.get("text"), str) else None
+            buttons = item.get("buttons") if isinstance(item.get("buttons"), list) else None
+            if (text is None and buttons is None and custom is None) or silenced:
+                continue
+            repo.add_message(session, conv, direction="out", sender_type="bot", text=text, buttons=buttons,
+                             custom=custom if isinstance(custom, dict) else None, meta={"in_reply_to": in_reply_to})
+            replies.append(Reply(text, buttons, custom if isinstance(custom, dict) else None))
+        return replies, handoff_event
+
+    async def finish_handoff(self, conversation_pk: int) -> bool:
+        """A person was promised and the customer left the hand-off form unanswered
+        (bot.handoff.unfinished): the assistant ends the form with what it captured, the conversation
+        is queued, and the customer is told through their channel. True when it was queued."""
+        async with self.sessionmaker() as session:
+            conv = await session.get(Conversation, conversation_pk)
+            if conv is None or conv.status != "bot":
+                return False
+            contact = await session.get(Contact, conv.contact_id)
+            last_in = (await session.execute(
+                select(Message.public_id).where(Message.conversation_id == conv.id, Message.direction == "in")
+                .order_by(Message.id.desc()).limit(1))).scalar_one_or_none() or ""
+            before = (await session.execute(select(func.max(Message.id)).where(
+                Message.conversation_id == conv.id))).scalar_one_or_none() or 0
+            metadata = {"channel": conv.channel, "language": conv.language, "language_detected": conv.language,
+                        "conversation_id": conv.public_id}
+            contact_public = contact.public_id
+        raw = await self.rasa.send(contact_public, "/finish_handoff", metadata)
+        async with self.sessionmaker() as session:
+            conv = await session.get(Conversation, conversation_pk)
+            silenced = conv.status != "bot"
+            # marks the promise as finished, whatever the assistant answered (bot.handoff.unfinished)
+            repo.add_event(session, conv, "handoff_unfinished", {"message_id": last_in})
+            _, handoff_event = self._store_assistant_output(session, conv, raw, last_in, silenced)
+            if handoff_event is not None and not silenced:
+                await self.desk.hand_off(session, conv, handoff_event, last_in)
+            queued = conv.status == "pending" and not silenced
+            await session.commit()
+            told = list((await session.execute(select(Message).where(
+                Message.conversation_id == conv.id, Message.id > before, Message.direction == "out")
+                .order_by(Message.id))).scalars().all())
+        if queued:
+            await self.desk.announce(conversation_pk)
+        if told:
+            await self.desk.deliver(conv, told)
+        return queued
 
     async def _store_inbound(self, msg: InboundMessage, inbound_status: str | None = None):
         async with self.sessionmaker() as session:

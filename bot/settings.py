@@ -147,7 +147,8 @@ def _handoff_settings(env: dict) -> dict:
     if hours_idle <= 0:
         raise SettingsError("INBOX_SESSION_HOURS must be more than 0")
     return {"business_hours": hours, "business_timezone": tz, "outgoing_webhook_url": url,
-            "outgoing_webhook_secret": secret, "inbox_session_hours": hours_idle}
+            "outgoing_webhook_secret": secret, "inbox_session_hours": hours_idle,
+            "handoff_form_timeout_seconds": float(_positive(env, "HANDOFF_FORM_TIMEOUT_SECONDS"))}
 
 
 def _editor_settings(env: dict) -> dict:
@@ -264,6 +265,7 @@ class Settings:
     outgoing_webhook_url: str = ""
     outgoing_webhook_secret: str = field(default="", repr=False)
     inbox_session_hours: float = 12.0
+    handoff_form_timeout_seconds: float = 180.0
     editor_require_approval: bool = True
     internal_token: str = field(default="", repr=False)
     rate_limit_sender_per_minute: int = 30

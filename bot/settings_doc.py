@@ -56,6 +56,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
                                  "as signed JSON POSTs; empty: none are sent."),
     "OUTGOING_WEBHOOK_SECRET": ("", "Secret of the outgoing webhook's X-Signature-256 (HMAC-SHA256 of the raw body); "
                                     "required when OUTGOING_WEBHOOK_URL is set."),
+    "HANDOFF_FORM_TIMEOUT_SECONDS": ("180", "A customer who was promised a person but leaves the hand-off form's question "
+                                            "unanswered this long is queued anyway, with what the form captured "
+                                            "(bot.handoff.unfinished); 0: never."),
     "INBOX_SESSION_HOURS": ("12", "How long an agent stays signed in to the inbox without using it (hours)."),
     "KB_ARTICLES_DIR": ("data/knowledge_base", "Folder of the knowledge-base articles (Markdown with front matter): "
                                                "imported into the gateway database once, while it has no articles "

@@ -26,6 +26,35 @@ class SpawnsTasks:
             log.error("%s: background task failed", self._task_label, exc_info=task.exception())
 
 
+class Rounds:
+    """A background loop: ``run_once`` every ``interval`` seconds from ``start`` until ``stop``; a
+    round that fails (the database or Rasa is away) is logged and the next one tries again.
+    Subclasses set ``interval`` and ``label`` and define ``run_once``."""
+
+    interval = 5.0
+    label = "background"
+    _task: "asyncio.Task | None" = None
+
+    async def run_once(self):
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                log.warning("%s: this round failed", self.label, exc_info=True)
+
+
 async def cancel_and_wait(task: "asyncio.Task | None") -> None:
     """Stop a background loop: cancel it and wait until it has ended (whatever it raised)."""
     if task is None:

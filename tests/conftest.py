@@ -181,6 +181,8 @@ def stack_env(tmp_path_factory, whatsapp_sim_port) -> dict:
         "RASA_TRACKER_STORE_URL": f"sqlite:///{var / 'rasa_tracker.db'}",
         "VAR_DIR": str(var),
         "LOG_LEVEL": "INFO",
+        # short, so that tests/test_conversations.py sees a form left unanswered reach the queue
+        "HANDOFF_FORM_TIMEOUT_SECONDS": "12",
     }
 
 

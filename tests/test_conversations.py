@@ -204,3 +204,79 @@ def test_faq_turns_store_only_the_slots_that_changed_and_keep_the_conversation_s
     # the state at the end, replayed from the stored events: the last answer was confirmed
     assert value["kb_awaiting_feedback"] is False and value["kb_last_query"] == questions[-1]
     assert value["human_offered"] is False and len(value["kb_shown"]) == len(questions)
+
+
+def _status(stack, sender) -> str:
+    with stack.db() as db:
+        return db.execute("SELECT c.status FROM conversations c JOIN contact_identities i ON i.contact_id = c.contact_id "
+                          "WHERE i.source_id = ? ORDER BY c.id DESC", (sender,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("lang,question", [("en", "where is my order?"), ("de", "Wo bleibt meine Bestellung?"),
+                                           ("tr", "siparişim nerede kaldı"), ("ja", "注文した商品はいつ届きますか")])
+def test_a_question_is_not_taken_for_a_name_and_reaches_the_person(running_stack, lang, question):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, CASES[lang][0])
+    _, r = running_stack.ask(sender, question)
+    texts = _texts(r)
+    assert texts[0] == response_text("utter_handoff_question_noted", lang), texts
+    assert any(t.startswith(_first_line("utter_ask_name", lang)) for t in texts), "asked again"
+    _, r = running_stack.ask(sender, CASES[lang][1])
+    assert any(t.startswith(_first_line("utter_ask_email", lang)) for t in _texts(r)), _texts(r)
+    _, r = running_stack.ask(sender, "/skip")
+    # the question was about an order, so the form asks for its number too
+    assert any(t.startswith(_first_line("utter_ask_order_number", lang)) for t in _texts(r)), _texts(r)
+    running_stack.ask(sender, "/skip")
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["captured"] == {"name": CASES[lang][2]} and event["skipped"] == ["email", "order_number"]
+    assert question in event["summary"], event["summary"]
+
+
+def test_a_sentence_that_is_not_a_name_is_refused_with_a_reason(running_stack):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, "Ich möchte mit einem Mitarbeiter sprechen")
+    _, r = running_stack.ask(sender, "BB-123456")
+    texts = _texts(r)
+    assert texts[0] == response_text("utter_invalid_name", "de").replace("{value}", "BB-123456"), texts
+    assert texts[-1].startswith(_first_line("utter_ask_name", "de"))
+
+
+def test_a_customer_who_goes_quiet_during_the_form_is_queued_with_what_was_captured(running_stack):
+    import time
+
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, "I want to talk to a person")
+    _, r = running_stack.ask(sender, "my name is Mia Lopez")
+    assert any(t.startswith(_first_line("utter_ask_email", "en")) for t in _texts(r))
+    [promise] = _events(running_stack, sender, "handoff_promised")
+    assert promise["reason"] == "customer_request" and _status(running_stack, sender) == "bot"
+    # the customer says nothing more; HANDOFF_FORM_TIMEOUT_SECONDS (12 s in tests) later the gateway finishes
+    deadline = time.time() + 60
+    while _status(running_stack, sender) != "pending" and time.time() < deadline:
+        time.sleep(1)
+    assert _status(running_stack, sender) == "pending"
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["reason"] == "customer_request" and event["captured"] == {"name": "Mia Lopez"}
+    # the customer is told (a REST customer reads it with the next poll)
+    with running_stack.db() as db:
+        told = [row[0] for row in db.execute(
+            "SELECT m.text FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN contact_identities i "
+            "ON i.contact_id = c.contact_id WHERE i.source_id = ? AND m.direction = 'out' ORDER BY m.id", (sender,))]
+    assert told[-2].startswith("Thanks, Mia Lopez. I'm handing you over"), told[-3:]
+    # and nothing is finished twice
+    time.sleep(2)
+    assert len(_events(running_stack, sender, "handoff")) == 1
+
+
+@pytest.mark.parametrize("lang,leaving,reason", [("en", "bye", "customer_request"),
+                                                 ("tr", "bir insanla görüşmek istiyorum dedim!", "customer_request"),
+                                                 ("de", "Das ist doch lächerlich, ich bin stinksauer", "frustration")])
+def test_leaving_or_insisting_during_the_form_hands_off_at_once(running_stack, lang, leaving, reason):
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    running_stack.ask(sender, CASES[lang][0])
+    running_stack.ask(sender, CASES[lang][1])
+    _, r = running_stack.ask(sender, leaving)
+    assert any(t.startswith(response_text("utter_handoff", lang).split("{")[0]) for t in _texts(r)), _texts(r)
+    assert _status(running_stack, sender) == "pending"
+    [event] = _events(running_stack, sender, "handoff")
+    assert event["reason"] == reason and event["captured"] == {"name": CASES[lang][2]}

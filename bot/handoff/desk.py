@@ -306,7 +306,7 @@ class Desk(QueueReading, ReachesCustomers, SpawnsTasks):
             out = message_dict(m)
         self._typing.pop(conversation_id, None)
         self.hub.publish({"type": "message", "conversation_id": conversation_id, "message": out})
-        self._spawn(self._deliver(conv, [m]))
+        self._spawn(self.deliver(conv, [m]))
         return out
 
     async def note(self, conversation_id: str, agent: Actor, text: str) -> dict:
@@ -414,4 +414,4 @@ class Desk(QueueReading, ReachesCustomers, SpawnsTasks):
             self.hub.publish({"type": "message", "conversation_id": conv.public_id, "message": message_dict(m)})
         self.webhooks.wake()
         if notices:
-            self._spawn(self._deliver(conv, notices))
+            self._spawn(self.deliver(conv, notices))

@@ -29,7 +29,7 @@ class ReachesCustomers:
                 .order_by(ContactIdentity.id.desc()).limit(1))).scalar_one_or_none()
         return Recipient(conv.public_id, source or "", conv.language)
 
-    async def _deliver(self, conv: Conversation, messages: list[Message]) -> None:
+    async def deliver(self, conv: Conversation, messages: list[Message]) -> None:
         """Through the conversation's channel (the REST channel cannot push: its clients poll
         GET /webhooks/rest/messages, which reads the stored messages)."""
         from ..router import Reply

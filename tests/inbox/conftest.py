@@ -20,8 +20,9 @@ GREETINGS = ("hi", "hallo", "merhaba", "こんにちは")
 
 
 class FakeAssistant:
-    """Answers like Rasa's REST channel: "human"/"angry"/"not helpful" hand off (with the bot's
-    structured event), a bare greeting gets small talk, anything else is answered "from the knowledge base". Also the action server's
+    """Answers like Rasa's REST channel: "human"/"angry"/"not helpful" (and the gateway's
+    "/finish_handoff") hand off (with the bot's structured event), "promise" promises a person and
+    asks the hand-off form's first question, a bare greeting gets small talk, anything else is answered "from the knowledge base". Also the action server's
     GET /search for canned answers."""
 
     def __init__(self):
@@ -34,7 +35,12 @@ class FakeAssistant:
         text, meta = body["message"], body.get("metadata") or {}
         lang = meta.get("language") or "en"
         low = text.lower()
-        if "human" in low or "angry" in low or "not helpful" in low:
+        if "promise" in low:  # the hand-off form's first question, and the promise of a person
+            return web.json_response([
+                {"recipient_id": body["sender"], "text": f"[{lang}] your name, please?"},
+                {"recipient_id": body["sender"], "custom": {"event": "handoff_promised", "reason": "customer_request",
+                                                            "language": lang, "channel": meta.get("channel")}}])
+        if "human" in low or "angry" in low or "not helpful" in low or low == "/finish_handoff":
             reason = "frustration" if "angry" in low else "not_helpful" if "not helpful" in low else "customer_request"
             captured = {"name": "Cara Customer", "email": "cara@example.com"} if "with email" in low else {}
             if "order 1234" in low:
