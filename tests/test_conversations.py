@@ -248,7 +248,7 @@ def test_a_customer_who_goes_quiet_during_the_form_is_queued_with_what_was_captu
     running_stack.ask(sender, "I want to talk to a person")
     _, r = running_stack.ask(sender, "my name is Mia Lopez")
     assert any(t.startswith(_first_line("utter_ask_email", "en")) for t in _texts(r))
-    [promise] = _events(running_stack, sender, "handoff_promised")
+    [promise] = _events(running_stack, sender, "handoff_requested")
     assert promise["reason"] == "customer_request" and _status(running_stack, sender) == "bot"
     # the customer says nothing more; HANDOFF_FORM_TIMEOUT_SECONDS (12 s in tests) later the gateway finishes
     deadline = time.time() + 60

@@ -40,7 +40,7 @@ def ask_once(stack, text: str, lang: str) -> tuple[list[str], list[dict]]:
     sender = f"short-{uuid.uuid4().hex[:8]}"
     status, replies = stack.ask(sender, text, language=lang)
     assert status == 200, replies
-    return _texts(replies), _events(stack, sender, "kb_answer") + _events(stack, sender, "handoff_promised")
+    return _texts(replies), _events(stack, sender, "kb_answer") + _events(stack, sender, "handoff_requested")
 
 
 @pytest.mark.parametrize("lang", list(TOPIC_WORDS))
@@ -87,5 +87,5 @@ def test_a_complaint_about_an_order_gets_the_article_not_the_hand_off(running_st
                                        ("ja", "もううんざりです。人と話させてください")])
 def test_anger_at_the_service_still_brings_a_person(running_stack, lang, text):
     texts, events = ask_once(running_stack, text, lang)
-    assert [e.get("event") for e in events] == ["handoff_promised"], events
+    assert [e.get("event") for e in events] == ["handoff_requested"], events
     assert any(t.startswith(_starts("utter_ask_name", lang)) for t in texts), texts

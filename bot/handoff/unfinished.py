@@ -1,8 +1,8 @@
 """A customer who was promised a person reaches the queue even when they leave the hand-off form
 unanswered.
 
-The action server says when it promises a person (a ``handoff_promised`` event, with the form's
-first question), and the hand-off itself comes later as the ``handoff`` event. When neither a
+The action server says when it promises a person (a ``handoff_requested`` event, when the hand-off
+form starts), and the hand-off itself comes later as the ``handoff`` event. When neither a
 ``handoff`` nor a finishing attempt followed a promise, the conversation is still the bot's, the
 bot spoke last (the customer is not waiting for an answer) and nothing happened in it for
 HANDOFF_FORM_TIMEOUT_SECONDS, this loop has the router finish it (``Router.finish_handoff``: Rasa gets
@@ -26,7 +26,7 @@ from .common import BOT, utcnow
 
 log = logging.getLogger(__name__)
 
-PROMISED = "handoff_promised"
+PROMISED = "handoff_requested"
 CLOSED = ("handoff", "handoff_unfinished")
 # Rasa starts a new session (and forgets the form) after an hour without messages (domain.yml
 # session_config): a promise older than that cannot be finished through it.

@@ -38,8 +38,8 @@ class FakeAssistant:
         if "promise" in low:  # the hand-off form's first question, and the promise of a person
             return web.json_response([
                 {"recipient_id": body["sender"], "text": f"[{lang}] your name, please?"},
-                {"recipient_id": body["sender"], "custom": {"event": "handoff_promised", "reason": "customer_request",
-                                                            "language": lang, "channel": meta.get("channel")}}])
+                {"recipient_id": body["sender"], "custom": {"event": "handoff_requested",
+                                                            "reason": "customer_request"}}])
         if "human" in low or "angry" in low or "not helpful" in low or low == "/finish_handoff":
             reason = "frustration" if "angry" in low else "not_helpful" if "not helpful" in low else "customer_request"
             captured = {"name": "Cara Customer", "email": "cara@example.com"} if "with email" in low else {}
