@@ -109,6 +109,7 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
         self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
         self._tasks: set[asyncio.Task] = set()
         self._inflight: set[str] = set()
+        self._again: set[str] = set()  # taken up again while in flight: looked at once more afterwards
         self._stopping = False
         source = (STATIC_DIR / "widget.js").read_text(encoding="utf-8")
         if TEXTS_MARKER not in source:

@@ -110,6 +110,7 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
         self._scheduled: set[str] = set()  # inbound message ids queued or being processed
         self._pair_pacing: dict[str, tuple[float, float]] = {}  # whatsapp_send.py
         self._batch_lock = asyncio.Lock()  # whatsapp_batches.py: one batch at a time, in order
+        self._again: set[str] = set()  # scheduled while being processed: looked at once more afterwards
         self._stopping = False
 
     # lifecycle
@@ -286,6 +287,9 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
 
     def _schedule(self, message_public_id: str) -> None:
         if message_public_id in self._scheduled:
+            # e.g. bot.deferred took a deferred message up again while its first attempt still
+            # finishes: that attempt will not answer it, so it is looked at once more afterwards
+            self._again.add(message_public_id)
             return
         self._scheduled.add(message_public_id)
         self._spawn(self._process(message_public_id))
@@ -333,6 +337,10 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
                     await self._answer(row, conv, contact, meta.get("user_id") or meta.get("wa_id"))
         finally:
             self._scheduled.discard(message_public_id)
+            if message_public_id in self._again:
+                self._again.discard(message_public_id)
+                if not self._stopping:  # (else the next start's recovery answers it)
+                    self._schedule(message_public_id)  # does nothing unless the message is still 'received'
 
     async def _answer(self, row: Message, conv: Conversation, contact: Contact, source_id: str) -> None:
         meta = row.meta or {}
@@ -349,7 +357,7 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
         if not already:  # (after a restart the replies may already be stored)
             if meta.get("unsupported"):
                 if conv.status not in ("pending", "open"):
-                    await self._store_reply(row, conv, t("unsupported_message", conv.language), "unsupported_message")
+                    await self._store_reply(row, conv, "unsupported_message")
             else:
                 msg = InboundMessage(channel=NAME, source_id=source_id, text=row.text or "",
                                      platform_message_id=row.platform_message_id, language_hint=meta.get("hint"),
@@ -359,28 +367,39 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
                 try:
                     await self.app[keys.ROUTER].process(accepted)
                 except AssistantUnavailable:
-                    if not told_to_wait:  # once, not at every retry of a deferred message
-                        await self._store_reply(row, conv, t("assistant_unavailable", conv.language),
-                                                "assistant_unavailable")
-                    deferred = True  # answered when the assistant is back (bot.deferred)
+                    await self._defer(row, conv, notify=not told_to_wait)
+                    deferred = True
         async with self.sessionmaker() as session:
             conv = await session.get(Conversation, conv.id)
             pending = [m for m in await repo.replies_to(session, row) if m.delivery_status in (None, "pending")]
         if pending:
             await self._send_messages(conv, contact, pending, conv.language)
-        async with self.sessionmaker() as session:
-            m = await session.get(Message, row.id)
-            m.delivery_status = DEFERRED if deferred else INBOUND_PROCESSED
-            await session.commit()
+        if not deferred:  # (a deferred one may already be taken up again by bot.deferred)
+            async with self.sessionmaker() as session:
+                m = await session.get(Message, row.id)
+                m.delivery_status = INBOUND_PROCESSED
+                await session.commit()
         if reading is not None and not reading.done():
             await asyncio.wait([reading], timeout=1.0)
 
-    async def _store_reply(self, row: Message, conv: Conversation, text: str, text_key: str) -> None:
+    async def _store_reply(self, row: Message, conv: Conversation, text_key: str, mark_as: str | None = None) -> None:
+        """Store a gateway text (bot/i18n.py) as the reply to ``row``; the caller sends it. With
+        ``mark_as`` the customer's message gets that status in the same transaction."""
         async with self.sessionmaker() as session:
-            c = await session.get(Conversation, conv.id)
-            repo.add_message(session, c, direction="out", sender_type="bot", text=text,
-                             meta={"in_reply_to": row.public_id, "gateway_text": text_key})
+            if text_key:
+                c = await session.get(Conversation, conv.id)
+                repo.add_message(session, c, direction="out", sender_type="bot", text=t(text_key, c.language),
+                                 meta={"in_reply_to": row.public_id, "gateway_text": text_key})
+            if mark_as is not None:
+                await repo.set_message_status(session, row.public_id, mark_as)
             await session.commit()
+
+    async def _defer(self, row: Message, conv: Conversation, notify: bool) -> None:
+        """The assistant is unavailable: the message is answered when it is back (bot.deferred). It
+        is stored as deferred before the customer is told "we'll get back to you" (``notify``: once,
+        not at every retry), so the promise is durable once made: any replica's bot.deferred finds
+        it, even if this gateway stops for good right after sending the notice."""
+        await self._store_reply(row, conv, "assistant_unavailable" if notify else "", mark_as=DEFERRED)
 
     async def _mark_read(self, wamid: str) -> None:
         """Blue ticks and "typing..." while the bot works (best effort: one retry, short timeout)."""
