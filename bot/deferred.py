@@ -1,8 +1,8 @@
 """Messages the assistant could not answer are answered when it is back.
 
-When Rasa or the action server is down, the widget and WhatsApp store the customer's message, tell
-the customer "One moment, please ... your message is saved and we'll get back to you", and mark the
-message ``deferred``. This loop keeps that promise: every ``RETRY_SECONDS`` it looks for deferred
+When Rasa or the action server is down, the widget and WhatsApp store the customer's message, mark
+it ``deferred`` and then tell the customer "One moment, please ... your message is saved and we'll
+get back to you" (in that order: the promise is durable before it is made). This loop keeps that promise: every ``RETRY_SECONDS`` it looks for deferred
 messages and, once every Rasa server and the action server answer, hands each one back to its
 channel, oldest first, which answers it as if it had just arrived (and tells the customer nothing
 more if it fails again). A message is claimed with one conditional update, so with several gateway

@@ -34,12 +34,11 @@ answered; messages a stop or crash left unanswered are answered at the next star
 
 Code: this module has the routes, the socket's lifecycle and the hello/message frames; the frames,
 the signed identity and one socket's rate limit are in webchat_frames.py; answering and delivery in
-webchat_delivery.py.
+webchat_delivery.py; the widget's script as served (widget.js with its parts) in webchat_assets.py.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import html
 import json
@@ -48,7 +47,6 @@ import re
 import secrets
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.exc import IntegrityError
@@ -60,18 +58,17 @@ from ..store import repository as repo
 from ..store.models import Contact, Message
 from ..tasks import KeyedLocks, SpawnsTasks
 from .base import Channel
+from .webchat_assets import STATIC_DIR, style_hash, widget_script
 from .webchat_delivery import WebchatDelivery
 from .webchat_frames import (NAME, RATE_PER_SECOND, SYNC_PAGE, Conn, error_frame, identity_problem,
-                             message_frame, ui_language, widget_texts)
+                             message_frame, ui_language)
 
 log = logging.getLogger(__name__)
 
 USER_CHANNEL = "webchat-user"  # identity channel of site-verified user ids
 WS_PATH = "/webhooks/webchat/ws"
 HEALTH_PATH = "/webhooks/webchat/"
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-STATIC_DIR = WEB_DIR / "static"
-TEXTS_MARKER = "/*@texts*/{}"
+WEB_DIR = STATIC_DIR.parent
 
 MAX_FRAME_BYTES = 64 * 1024  # (at least) larger frames close the socket (1009); texts: MAX_MESSAGE_CHARS
 MAX_TITLE_CHARS = 200
@@ -84,14 +81,6 @@ STOP_TIMEOUT_SECONDS = 8.0
 
 VISITOR_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-def style_hash(page: str) -> str:
-    """The CSP source ('sha256-...') of a page's one <style> block."""
-    found = re.search(r"<style>(.*?)</style>", page, re.S)
-    if not found:
-        return ""
-    return "'sha256-" + base64.b64encode(hashlib.sha256(found.group(1).encode("utf-8")).digest()).decode() + "'"
 
 
 class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
@@ -109,11 +98,9 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
         self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
         self._tasks: set[asyncio.Task] = set()
         self._inflight: set[str] = set()
+        self._again: set[str] = set()  # taken up again while in flight: looked at once more afterwards
         self._stopping = False
-        source = (STATIC_DIR / "widget.js").read_text(encoding="utf-8")
-        if TEXTS_MARKER not in source:
-            raise RuntimeError(f"widget.js lacks the {TEXTS_MARKER} marker for its texts")
-        self._widget = source.replace(TEXTS_MARKER, json.dumps(widget_texts(), ensure_ascii=False), 1).encode()
+        self._widget = widget_script()
         self._widget_etag = '"' + hashlib.sha256(self._widget).hexdigest()[:24] + '"'
         self._demo_template = (STATIC_DIR / "demo.html").read_text(encoding="utf-8")
         self._demo_style_hash = style_hash(self._demo_template)

@@ -3,7 +3,7 @@ customer messages are answered one at a time per visitor (at most MAX_CONCURRENT
 with a typing indicator while the bot works; every open socket of a visitor is brought up to date
 from the database (its cursor: the last message it was sent), and ``deliver``/``typing`` reach the
 visitor's sockets from elsewhere (the hand-off desk). The channel provides ``app``, ``sessionmaker``,
-``_by_contact`` (contact pk -> open sockets), ``_busy``, ``_inflight``, ``_locks``, ``_semaphore``,
+``_by_contact`` (contact pk -> open sockets), ``_busy``, ``_inflight``, ``_again``, ``_locks``, ``_semaphore``,
 ``_stopping`` and ``_spawn``."""
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class WebchatDelivery:
 
     async def _resume_if_stuck(self, message_public_id: str) -> None:
         if message_public_id in self._inflight:
+            # e.g. bot.deferred took a deferred message up again while its first attempt still
+            # finishes: that attempt will not answer it, so it is looked at once more afterwards
+            self._again.add(message_public_id)
             return
         async with self.sessionmaker() as session:
             m = await repo.find_message_by_public_id(session, message_public_id)
@@ -68,18 +71,15 @@ class WebchatDelivery:
             if bot_turn:
                 await self._broadcast(contact_pk, {"type": "typing", "on": True})
             async with self._semaphore, self._locks(contact_pk):
-                status = "processed"
+                status, notice = "processed", None
                 try:
                     await self.app[keys.ROUTER].process(accepted)
                 except AssistantUnavailable:
-                    await self._store_notice(accepted, "assistant_unavailable")
-                    status = DEFERRED  # answered when the assistant is back (bot.deferred)
+                    status, notice = DEFERRED, "assistant_unavailable"  # answered when it is back (bot.deferred)
                 except Exception:  # noqa: BLE001 - the customer is told; the message is kept
                     log.exception("webchat: answering message %s failed", accepted.message_id)
-                    await self._store_notice(accepted, "assistant_unavailable")
-                async with self.sessionmaker() as session:
-                    await repo.set_message_status(session, accepted.message_id, status)
-                    await session.commit()
+                    notice = "assistant_unavailable"
+                await self._conclude(accepted, status, notice)
         finally:
             self._inflight.discard(accepted.message_id)
             self._busy[contact_pk] -= 1
@@ -89,20 +89,30 @@ class WebchatDelivery:
             await self._sync_contact(contact_pk)
             if bot_turn and not still_busy:
                 await self._broadcast(contact_pk, {"type": "typing", "on": False})
+            if accepted.message_id in self._again:
+                self._again.discard(accepted.message_id)
+                if not self._stopping:  # (else the next start's recovery answers it)
+                    await self._resume_if_stuck(accepted.message_id)
 
     async def resume_deferred(self, message_public_id: str) -> None:
         """bot.deferred: the assistant is back; answer this message (claimed as received)."""
         await self._resume_if_stuck(message_public_id)
 
-    async def _store_notice(self, accepted: Accepted, key: str) -> None:
+    async def _conclude(self, accepted: Accepted, status: str, notice: str | None) -> None:
+        """Store the message's status and the notice for the customer (a gateway text, once per
+        message) in one transaction: a message is deferred before "we'll get back to you" can reach
+        a socket, so the promise is durable once made."""
         async with self.sessionmaker() as session:
-            stored = await repo.find_message_by_public_id(session, accepted.message_id)
-            if stored is not None and any((r.meta or {}).get("text_key") == key
-                                          for r in await repo.replies_to(session, stored)):
-                return  # told once already (a deferred message that failed again)
-            conv = await session.get(Conversation, accepted.conversation_pk)
-            repo.add_message(session, conv, direction="out", sender_type="system", text=t(key, conv.language),
-                             meta={"in_reply_to": accepted.message_id, "text_key": key})
+            if notice:
+                stored = await repo.find_message_by_public_id(session, accepted.message_id)
+                told = stored is not None and any((r.meta or {}).get("text_key") == notice
+                                                  for r in await repo.replies_to(session, stored))
+                if not told:  # (a deferred message that failed again was told already)
+                    conv = await session.get(Conversation, accepted.conversation_pk)
+                    repo.add_message(session, conv, direction="out", sender_type="system",
+                                     text=t(notice, conv.language),
+                                     meta={"in_reply_to": accepted.message_id, "text_key": notice})
+            await repo.set_message_status(session, accepted.message_id, status)
             await session.commit()
 
     # delivery

@@ -13,7 +13,7 @@ from datetime import timezone
 
 from aiohttp import web
 
-from ..i18n import LANGUAGES, TEXTS
+from ..i18n import LANGUAGES
 from ..store.models import Message
 
 log = logging.getLogger("bot.channels.webchat")
@@ -83,10 +83,6 @@ def message_frame(m: Message) -> dict:
     if role == "agent" and isinstance(meta.get("agent_name"), str) and meta["agent_name"].strip():
         frame["agent"] = meta["agent_name"].strip()  # the agent account's display name, nothing else of it
     return frame
-
-
-def widget_texts() -> dict[str, dict[str, str]]:
-    return {k: v for k, v in TEXTS.items() if k.startswith("widget_")}
 
 
 class Conn:

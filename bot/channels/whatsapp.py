@@ -75,8 +75,6 @@ from .whatsapp_api import (
     WEBHOOK_PATH,
     WaMessage,
     _int,
-    _str,
-    classify,
     country_language,
     parse_notification,
     verify_signature,
@@ -110,6 +108,7 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
         self._scheduled: set[str] = set()  # inbound message ids queued or being processed
         self._pair_pacing: dict[str, tuple[float, float]] = {}  # whatsapp_send.py
         self._batch_lock = asyncio.Lock()  # whatsapp_batches.py: one batch at a time, in order
+        self._again: set[str] = set()  # scheduled while being processed: looked at once more afterwards
         self._stopping = False
 
     # lifecycle
@@ -286,6 +285,9 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
 
     def _schedule(self, message_public_id: str) -> None:
         if message_public_id in self._scheduled:
+            # e.g. bot.deferred took a deferred message up again while its first attempt still
+            # finishes: that attempt will not answer it, so it is looked at once more afterwards
+            self._again.add(message_public_id)
             return
         self._scheduled.add(message_public_id)
         self._spawn(self._process(message_public_id))
@@ -333,6 +335,10 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
                     await self._answer(row, conv, contact, meta.get("user_id") or meta.get("wa_id"))
         finally:
             self._scheduled.discard(message_public_id)
+            if message_public_id in self._again:
+                self._again.discard(message_public_id)
+                if not self._stopping:  # (else the next start's recovery answers it)
+                    self._schedule(message_public_id)  # does nothing unless the message is still 'received'
 
     async def _answer(self, row: Message, conv: Conversation, contact: Contact, source_id: str) -> None:
         meta = row.meta or {}
@@ -349,7 +355,7 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
         if not already:  # (after a restart the replies may already be stored)
             if meta.get("unsupported"):
                 if conv.status not in ("pending", "open"):
-                    await self._store_reply(row, conv, t("unsupported_message", conv.language), "unsupported_message")
+                    await self._store_reply(row, conv, "unsupported_message")
             else:
                 msg = InboundMessage(channel=NAME, source_id=source_id, text=row.text or "",
                                      platform_message_id=row.platform_message_id, language_hint=meta.get("hint"),
@@ -359,28 +365,39 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
                 try:
                     await self.app[keys.ROUTER].process(accepted)
                 except AssistantUnavailable:
-                    if not told_to_wait:  # once, not at every retry of a deferred message
-                        await self._store_reply(row, conv, t("assistant_unavailable", conv.language),
-                                                "assistant_unavailable")
-                    deferred = True  # answered when the assistant is back (bot.deferred)
+                    await self._defer(row, conv, notify=not told_to_wait)
+                    deferred = True
         async with self.sessionmaker() as session:
             conv = await session.get(Conversation, conv.id)
             pending = [m for m in await repo.replies_to(session, row) if m.delivery_status in (None, "pending")]
         if pending:
             await self._send_messages(conv, contact, pending, conv.language)
-        async with self.sessionmaker() as session:
-            m = await session.get(Message, row.id)
-            m.delivery_status = DEFERRED if deferred else INBOUND_PROCESSED
-            await session.commit()
+        if not deferred:  # (a deferred one may already be taken up again by bot.deferred)
+            async with self.sessionmaker() as session:
+                m = await session.get(Message, row.id)
+                m.delivery_status = INBOUND_PROCESSED
+                await session.commit()
         if reading is not None and not reading.done():
             await asyncio.wait([reading], timeout=1.0)
 
-    async def _store_reply(self, row: Message, conv: Conversation, text: str, text_key: str) -> None:
+    async def _store_reply(self, row: Message, conv: Conversation, text_key: str, mark_as: str | None = None) -> None:
+        """Store a gateway text (bot/i18n.py) as the reply to ``row``; the caller sends it. With
+        ``mark_as`` the customer's message gets that status in the same transaction."""
         async with self.sessionmaker() as session:
-            c = await session.get(Conversation, conv.id)
-            repo.add_message(session, c, direction="out", sender_type="bot", text=text,
-                             meta={"in_reply_to": row.public_id, "gateway_text": text_key})
+            if text_key:
+                c = await session.get(Conversation, conv.id)
+                repo.add_message(session, c, direction="out", sender_type="bot", text=t(text_key, c.language),
+                                 meta={"in_reply_to": row.public_id, "gateway_text": text_key})
+            if mark_as is not None:
+                await repo.set_message_status(session, row.public_id, mark_as)
             await session.commit()
+
+    async def _defer(self, row: Message, conv: Conversation, notify: bool) -> None:
+        """The assistant is unavailable: the message is answered when it is back (bot.deferred). It
+        is stored as deferred before the customer is told "we'll get back to you" (``notify``: once,
+        not at every retry), so the promise is durable once made: any replica's bot.deferred finds
+        it, even if this gateway stops for good right after sending the notice."""
+        await self._store_reply(row, conv, "assistant_unavailable" if notify else "", mark_as=DEFERRED)
 
     async def _mark_read(self, wamid: str) -> None:
         """Blue ticks and "typing..." while the bot works (best effort: one retry, short timeout)."""
@@ -393,56 +410,3 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
                     log.info("whatsapp: mark-as-read of %s failed: %s", wamid, res.error)
                 return
             await asyncio.sleep(BACKOFF_SECONDS)
-
-    # statuses
-
-    async def _on_status(self, st: dict) -> None:
-        wamid, status = _str(st.get("id")), _str(st.get("status"))
-        if not wamid or status not in ("sent", "delivered", "read", "failed"):
-            return
-        callback = _str(st.get("biz_opaque_callback_data")) or ""
-        part = None
-        async with self.sessionmaker() as session:
-            row = await repo.find_message_by_platform_id(session, NAME, wamid)
-            if row is not None and row.direction != "out":
-                return
-            if row is None and callback.startswith("m:"):
-                public_id, _, part_s = callback[2:].partition(":")
-                row = await repo.find_message_by_public_id(session, public_id)
-                part = _int(part_s)
-                if row is not None and (row.direction != "out" or row.channel != NAME):
-                    row = None
-            if row is None:
-                row = await repo.find_outbound_by_meta_text(session, NAME, f'"{wamid}"')
-            if row is None:
-                log.info("whatsapp: status %s for unknown message %s", status, wamid)
-                return
-            async with self._message_locks(row.public_id):
-                fresh = await session.get(Message, row.id, populate_existing=True)
-                meta = fresh.meta or {}
-                history = dict(meta.get("wa_statuses") or {})
-                history.setdefault(status, _int(st.get("timestamp")) or int(time.time()))
-                updates: dict = {"wa_statuses": history}
-                pid = None
-                if part is not None:
-                    parts = dict(meta.get("wa_parts") or {})
-                    parts.setdefault(str(part), wamid)
-                    updates["wa_parts"] = parts
-                    count = _int(meta.get("wa_part_count"))
-                    if count is None or part == count - 1:
-                        pid = wamid
-                if status == "failed":
-                    errors = [e for e in st.get("errors") or [] if isinstance(e, dict)]
-                    err = errors[0] if errors else {}
-                    code = _int(err.get("code"))
-                    kind, _, _ = classify(400, {"code": code}) if code is not None else ("failed", False, False)
-                    updates["error"] = kind
-                    updates["error_detail"] = {k: err[k] for k in ("code", "title", "message", "error_data", "href")
-                                               if k in err}
-                await repo.update_delivery(session, row.id, status, meta=updates, platform_message_id=pid)
-            # Meta's 131047, told in a status: the window is closed (the read ends before another session writes)
-            closed = await session.get(Conversation, row.conversation_id) \
-                if updates.get("error") == "outside_24h_window" else None
-            await session.commit()
-        if closed is not None:
-            await self._note_window_closed(closed.contact_id, _int(st.get("timestamp")) or int(time.time()))

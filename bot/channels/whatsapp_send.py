@@ -1,6 +1,7 @@
 """The WhatsApp channel's outbound side (a mixin of WhatsAppChannel, bot/channels/whatsapp.py):
 sending stored replies through the Graph API within the 24-hour window, with retries that never send
-twice, and recording each message's outcome. See whatsapp.py's docstring for the whole contract."""
+twice, and recording each message's outcome (also as Meta's status webhooks tell it). See
+whatsapp.py's docstring for the whole contract."""
 from __future__ import annotations
 
 import asyncio
@@ -31,6 +32,8 @@ from .whatsapp_api import (
     SERVICE_WINDOW,
     _BSUID,
     _int,
+    _str,
+    classify,
 )
 from .whatsapp_render import render
 
@@ -258,6 +261,59 @@ class WhatsAppSending:
         async with self.sessionmaker() as session:
             fresh = await session.get(Message, row.id, populate_existing=True)
             return ((fresh.meta or {}).get("wa_parts") or {}).get(str(part)) if fresh else None
+
+    # statuses (Meta's status webhooks on what was sent)
+
+    async def _on_status(self, st: dict) -> None:
+        wamid, status = _str(st.get("id")), _str(st.get("status"))
+        if not wamid or status not in ("sent", "delivered", "read", "failed"):
+            return
+        callback = _str(st.get("biz_opaque_callback_data")) or ""
+        part = None
+        async with self.sessionmaker() as session:
+            row = await repo.find_message_by_platform_id(session, NAME, wamid)
+            if row is not None and row.direction != "out":
+                return
+            if row is None and callback.startswith("m:"):
+                public_id, _, part_s = callback[2:].partition(":")
+                row = await repo.find_message_by_public_id(session, public_id)
+                part = _int(part_s)
+                if row is not None and (row.direction != "out" or row.channel != NAME):
+                    row = None
+            if row is None:
+                row = await repo.find_outbound_by_meta_text(session, NAME, f'"{wamid}"')
+            if row is None:
+                log.info("whatsapp: status %s for unknown message %s", status, wamid)
+                return
+            async with self._message_locks(row.public_id):
+                fresh = await session.get(Message, row.id, populate_existing=True)
+                meta = fresh.meta or {}
+                history = dict(meta.get("wa_statuses") or {})
+                history.setdefault(status, _int(st.get("timestamp")) or int(time.time()))
+                updates: dict = {"wa_statuses": history}
+                pid = None
+                if part is not None:
+                    parts = dict(meta.get("wa_parts") or {})
+                    parts.setdefault(str(part), wamid)
+                    updates["wa_parts"] = parts
+                    count = _int(meta.get("wa_part_count"))
+                    if count is None or part == count - 1:
+                        pid = wamid
+                if status == "failed":
+                    errors = [e for e in st.get("errors") or [] if isinstance(e, dict)]
+                    err = errors[0] if errors else {}
+                    code = _int(err.get("code"))
+                    kind, _, _ = classify(400, {"code": code}) if code is not None else ("failed", False, False)
+                    updates["error"] = kind
+                    updates["error_detail"] = {k: err[k] for k in ("code", "title", "message", "error_data", "href")
+                                               if k in err}
+                await repo.update_delivery(session, row.id, status, meta=updates, platform_message_id=pid)
+            # Meta's 131047, told in a status: the window is closed (the read ends before another session writes)
+            closed = await session.get(Conversation, row.conversation_id) \
+                if updates.get("error") == "outside_24h_window" else None
+            await session.commit()
+        if closed is not None:
+            await self._note_window_closed(closed.contact_id, _int(st.get("timestamp")) or int(time.time()))
 
 
 def _epoch(at: datetime | None) -> int | None:

@@ -47,7 +47,8 @@ from . import accounts, auth, transcript
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "inbox"
-STATIC_FILES = {"inbox.js": "application/javascript", "inbox.css": "text/css", "texts.json": "application/json"}
+STATIC_FILES = {"inbox.js": "application/javascript", "inbox_view.js": "application/javascript",
+                "inbox_live.js": "application/javascript", "inbox.css": "text/css", "texts.json": "application/json"}
 HEARTBEAT_SECONDS = 20.0
 MAX_BODY = 64 * 1024
 INBOX_ROLES = ("agent", "admin")  # editors sign in with the same accounts but work in /editor, not here

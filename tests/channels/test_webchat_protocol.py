@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot import keys
 from bot.app import create_app
 from bot.channels.base import Recipient
+from bot.channels.webchat_assets import STATIC_DIR as STATIC, widget_script
 from bot.channels.webchat_frames import RATE_BURST, user_hash
 from bot.i18n import t
 from bot.router import InboundMessage, Reply
@@ -146,8 +147,26 @@ async def test_widget_js_is_served_with_a_content_type_cache_headers_and_its_tex
     assert "/*@texts*/{}" not in body  # the UI texts of bot/i18n.py are in
     for text in ("Reconnecting…", "Verbindung wird wiederhergestellt", "Yeniden bağlanılıyor", "再接続中"):
         assert text in body
+    # one script: its parts (styles, rendering, connection) are in it, not loaded by it
+    assert "/*@include" not in body
+    assert "function createView(" in body and "function createTransport(" in body
+    assert json.dumps((STATIC / "widget.css").read_text(encoding="utf-8")) in body
     again = await client.get("/widget.js", headers={"If-None-Match": etag})
     assert again.status == 304
+
+
+def test_a_widget_js_that_leaves_out_a_part_or_has_no_texts_marker_stops_the_start(tmp_path):
+    for name in ("widget.css", "widget_view.js", "widget_transport.js"):
+        (tmp_path / name).write_text((STATIC / name).read_text(encoding="utf-8"), encoding="utf-8")
+    entry = (STATIC / "widget.js").read_text(encoding="utf-8")
+    (tmp_path / "widget.js").write_text(entry.replace("/*@include widget_transport.js*/", ""), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="widget_transport.js"):
+        widget_script(tmp_path)
+    (tmp_path / "widget.js").write_text(entry.replace("/*@texts*/{}", "{}"), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="texts"):
+        widget_script(tmp_path)
+    (tmp_path / "widget.js").write_text(entry, encoding="utf-8")
+    assert b"function createTransport(" in widget_script(tmp_path)
 
 
 async def test_the_demo_page_embeds_the_widget_in_the_requested_language(client):

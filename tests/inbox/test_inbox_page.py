@@ -6,7 +6,19 @@ import json
 import re
 from pathlib import Path
 
+from bot.inbox.views import STATIC_FILES
+
 WEB = Path(__file__).resolve().parents[2] / "bot" / "web" / "inbox"
+
+
+def inbox_scripts() -> str:
+    """Every script of the inbox page (inbox.js and its parts), as the page loads them."""
+    html = (WEB / "index.html").read_text(encoding="utf-8")
+    names = re.findall(r'<script src="/inbox/static/([a-z_]+\.js)"', html)
+    assert "inbox.js" in names and len(names) > 1, names
+    assert sorted(names) == sorted(p.name for p in WEB.glob("*.js")), "a script of the page is not loaded by it"
+    assert set(names) <= set(STATIC_FILES), "a script of the page is not served (bot/inbox/views.py)"
+    return "\n".join((WEB / name).read_text(encoding="utf-8") for name in names)
 
 
 def test_the_ui_texts_exist_in_english_and_german():
@@ -14,7 +26,7 @@ def test_the_ui_texts_exist_in_english_and_german():
     assert set(texts) >= {"en", "de"}
     assert set(texts["en"]) == set(texts["de"]), set(texts["en"]) ^ set(texts["de"])
     assert all(v.strip() for lang in ("en", "de") for v in texts[lang].values())
-    used = set(re.findall(r'\bt\("([a-z_0-9]+)"', (WEB / "inbox.js").read_text(encoding="utf-8")))
+    used = set(re.findall(r'\bt\("([a-z_0-9]+)"', inbox_scripts()))
     used |= set(re.findall(r'data-t="([a-z_0-9]+)"', (WEB / "index.html").read_text(encoding="utf-8")))
     dynamic = {f"status_{s}" for s in ("bot", "pending", "open", "resolved")} | {"priority_1", "priority_2"} | \
         {f"role_{r}" for r in ("customer", "bot", "agent", "system", "note")} | \
@@ -25,7 +37,7 @@ def test_the_ui_texts_exist_in_english_and_german():
 
 
 def test_nothing_is_rendered_as_html():
-    js = (WEB / "inbox.js").read_text(encoding="utf-8")
+    js = inbox_scripts()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in js, sink
     html = (WEB / "index.html").read_text(encoding="utf-8")
