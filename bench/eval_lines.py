@@ -79,7 +79,8 @@ def choose_defaults(prepared: list[Prepared], names: tuple[str, ...], step: floa
             if val > best_val + 1e-12:
                 best, best_val = w, val
         out[group] = best
-        VALIDATION_OBJECTIVE[f"{'+'.join(names)}{'' if fill else '/no-fill'}:{group}"] = round(best_val, 4)
+        if without is None:
+            VALIDATION_OBJECTIVE[f"{'+'.join(names)}{'' if fill else '/no-fill'}:{group}"] = round(best_val, 4)
     return out
 
 
@@ -88,23 +89,34 @@ VALIDATION_OBJECTIVE: dict[str, float] = {}
 
 DEFAULT_SYSTEMS = {  # name: (systems, language fill)
     "default": (BASE, "use"),
-    "default+clf": (("clf",) + BASE, "use"),
+    "default+clf": (("clf", "clfx") + BASE, "use"),
     "default/no-fill": (BASE, None),
-    "default+clf/no-fill": (("clf",) + BASE, None),
+    "default+clf/no-fill": (("clf", "clfx") + BASE, None),
 }
 
 
 def add_default_systems(prepared: list[Prepared], step: float) -> dict:
+    """The fixed-weight systems. What ships (and is returned) is chosen on the pooled validation
+    questions of every family; what each line REPORTS is chosen without its own family's validation
+    questions, so no reported figure is measured on questions its weights were chosen on (the COVID
+    lines cross-fit two halves of one query set: pooled, each half was the other's validation)."""
     chosen = {}
+    families = sorted({family(p.line.name) for p in prepared})
     for name, (names, fill) in DEFAULT_SYSTEMS.items():
-        weights = choose_defaults(prepared, names, step, fill)
-        chosen[name] = weights
+        chosen[name] = choose_defaults(prepared, names, step, fill)
+        held_out = {fam: choose_defaults(prepared, names, step, fill, without=fam) for fam in families}
+        LEAVE_FAMILY_OUT[name] = held_out
         for p in prepared:
+            weights = held_out[family(p.line.name)]
             for sv, cfg in zip(p.val_scores, p.configs):
                 stats = global_stats({n: sv[n] for n in set(names) | {"use"}})
-                cfg[name] = {g: FusionConfig(dict(weights.get(g) or weights["en"]), "global", stats, fill_from=fill)
+                cfg[name] = {g: FusionConfig(dict(weights.get(g) or chosen[name].get(g) or chosen[name]["en"]),
+                                             "global", stats, fill_from=fill)
                              for g in ("en", "other")}
     return chosen
+
+
+LEAVE_FAMILY_OUT: dict[str, dict] = {}  # system -> family -> the weights its lines were measured with
 
 
 def finish_line(p: Prepared, check_calibrate: bool) -> dict:
