@@ -116,7 +116,7 @@ class ActionKBFeedback(Action):
         yes = intent == "affirm"
         if tracker.get_slot("human_offered"):
             if yes:
-                return start_handoff(tracker.get_slot("handoff_reason") or "customer_request")
+                return start_handoff(dispatcher, tracker.get_slot("handoff_reason") or "customer_request")
             dispatcher.utter_message(response="utter_ask_something_else")
             return [SlotSet("human_offered", False), SlotSet("handoff_reason", None), NO_HANDOFF]
         if not tracker.get_slot("kb_awaiting_feedback"):
@@ -148,7 +148,7 @@ class ActionKBFeedback(Action):
         if unhelpful >= 2:
             # Two unhelpful answers in a row: stop guessing and bring in a person.
             dispatcher.utter_message(response="utter_sorry_not_helpful")
-            return [SlotSet("unhelpful_count", unhelpful), SlotSet("kb_candidates", [])] + start_handoff("not_helpful")
+            return [SlotSet("unhelpful_count", unhelpful), SlotSet("kb_candidates", [])] + start_handoff(dispatcher, "not_helpful")
         dispatcher.utter_message(response="utter_offer_human")
         return events + [SlotSet("kb_awaiting_feedback", False), SlotSet("kb_candidates", []),
                          SlotSet("human_offered", True), SlotSet("handoff_reason", "not_helpful")]

@@ -112,8 +112,15 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, se
             SlotSet("unhelpful_count", 0.0), SlotSet("handoff_requested", False)]
 
 
-def start_handoff(reason: str) -> list:
+def handoff_requested(dispatcher: CollectingDispatcher, reason: str) -> None:
+    """Tell the gateway the customer is on the way to a person (the form starts): a conversation that
+    stops here was not resolved by the bot, even if it never reaches the queue (bot/metrics.py)."""
+    emit(dispatcher, "handoff_requested", reason=reason)
+
+
+def start_handoff(dispatcher: CollectingDispatcher, reason: str) -> list:
     """Events that make the next step the hand-off form (a rule reacts to handoff_requested)."""
+    handoff_requested(dispatcher, reason)
     return [SlotSet("handoff_reason", reason), SlotSet("kb_awaiting_feedback", False),
             SlotSet("human_offered", False), SlotSet("handoff_requested", True)]
 
@@ -131,6 +138,7 @@ class ActionPrepareHandoff(Action):
             reason = tracker.get_slot("handoff_reason")  # accepting the bot's offer keeps the bot's reason
         if reason == "frustration":
             dispatcher.utter_message(response="utter_sorry_frustration")
+        handoff_requested(dispatcher, reason)
         return [SlotSet("handoff_reason", reason), SlotSet("kb_awaiting_feedback", False),
                 SlotSet("human_offered", False)]
 

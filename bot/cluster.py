@@ -84,12 +84,23 @@ def ensure_databases(settings: Settings) -> list[str]:
 
 
 def nginx_config(var: Path, public: tuple[str, int], gateways: list[int], rasa: tuple[int, list[int]],
-                 actions: tuple[int, list[int]]) -> str:
+                 actions: tuple[int, list[int]], whatsapp_webhook_bytes: int) -> str:
     def upstream(name: str, ports: list[int]) -> str:
         servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
         return f"  upstream {name} {{\n{servers}\n    keepalive 16;\n  }}\n"
 
     tmp = var / "nginx"
+    to_gateways = """      proxy_pass http://gateways;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 3600s;
+      proxy_next_upstream error timeout non_idempotent;
+      proxy_next_upstream_tries 3;"""
     return f"""# written by bot/cluster.py for `make run-cluster`
 worker_processes 1;
 pid {tmp / 'nginx.pid'};
@@ -111,18 +122,14 @@ http {{
     listen {public[0]}:{public[1]};
     client_max_body_size 1m;
     location = /nginx-health {{ return 200 "ok"; }}
+    # Meta batches up to 1000 WhatsApp updates in one POST: the webhook's own limit (WHATSAPP_WEBHOOK_MAX_BYTES)
+    location = /webhooks/whatsapp/webhook {{
+      client_max_body_size {whatsapp_webhook_bytes};
+      client_body_buffer_size {whatsapp_webhook_bytes};
+{to_gateways}
+    }}
     location / {{
-      proxy_pass http://gateways;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 3600s;
-      proxy_next_upstream error timeout non_idempotent;
-      proxy_next_upstream_tries 3;
+{to_gateways}
     }}
   }}
   server {{
@@ -167,7 +174,8 @@ class Cluster(Stack):
                          "gateways": g_ports, "rasa_ports": r_ports, "action_ports": a_ports}
         conf = var / "nginx" / "nginx.conf"
         conf.write_text(nginx_config(var, (s.gateway_host, s.gateway_port), g_ports, (rasa_lb, r_ports),
-                                     (actions_lb, a_ports)), encoding="utf-8")
+                                     (actions_lb, a_ports), s.whatsapp.webhook_max_bytes if s.whatsapp else 1024 * 1024),
+                   encoding="utf-8")
         wiring = {"RASA_URL": self.internal["rasa"], "ACTION_SERVER_URL": self.internal["actions"],
                   "DATABASE_URL": s.database_url, "RASA_TRACKER_STORE_URL": s.rasa_tracker_store_url,
                   "REDIS_URL": s.redis_url, "RASA_LOCK_STORE_URL": s.rasa_lock_store_url, "VAR_DIR": str(var)}

@@ -90,7 +90,7 @@ async def api_metrics(request: web.Request) -> web.Response:
 
 def _csv_rows(data: dict, table: str) -> list[list]:
     if table == "daily":
-        keys_ = ["date", "conversations", "handed_off", "contained", "csat_responses", "csat_average"]
+        keys_ = ["date", "conversations", "handed_off", "contained", "not_resolved", "csat_responses", "csat_average"]
         return [keys_] + [[d[k] for k in keys_] for d in data["daily"]]
     if table == "summary":
         rows = [["metric", "value"]]
@@ -102,6 +102,7 @@ def _csv_rows(data: dict, table: str) -> list[list]:
         rows += [["csat_responses", data["csat"]["responses"]], ["csat_score", data["csat"]["score"]],
                  ["csat_average", data["csat"]["average"]], ["nps_responses", data["nps"]["responses"]],
                  ["nps", data["nps"]["nps"]]]
+        rows += [[f"outcome_{k}", v] for k, v in data["outcomes"].items()]
         rows += [[f"handoff_reason_{k}", v] for k, v in data["handoff_reasons"].items()]
         rows += [[f"channel_{k}", v] for k, v in data["by_channel"].items()]
         rows += [[f"language_{k}", v] for k, v in data["by_language"].items()]
@@ -135,10 +136,10 @@ async def api_metrics_csv(request: web.Request) -> web.Response:
         f = _filters(request)
         async with request.app[keys.SESSIONMAKER]() as session:
             facts = await metrics.conversation_facts(session, f)
-        head = ["conversation", "channel", "language", "created_at", "handed_off", "reason", "resolved_by_agent",
+        head = ["conversation", "channel", "language", "created_at", "outcome", "handed_off", "reason", "resolved_by_agent",
                 "first_response_seconds", "resolution_seconds", "first_contact_resolved", "csat", "nps", "questions",
                 "unanswered"]
-        rows = [head] + [[x["id"], x["channel"], x["language"], x["created_at"].isoformat(),
+        rows = [head] + [[x["id"], x["channel"], x["language"], x["created_at"].isoformat(), x["outcome"],
                           x["handed_off_at"] is not None, x["reason"], x["resolved_at"] is not None,
                           metrics.seconds_between(x["handed_off_at"], x["first_agent_reply_at"]),
                           metrics.seconds_between(x["handed_off_at"], x["resolved_at"]), x["first_contact_resolved"],

@@ -29,6 +29,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Seçin",
         "ja": "選択する",
     },
+    "list_section": {  # the title above a WhatsApp list's options (at most 24 characters)
+        "en": "Options",
+        "de": "Optionen",
+        "tr": "Seçenekler",
+        "ja": "選択肢",
+    },
     # --- the website widget (bot/web/static/widget.js gets every "widget_" text) ---
     "widget_title": {
         "en": "Support",
@@ -107,6 +113,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "de": "Kundenservice-Team",
         "tr": "Destek ekibi",
         "ja": "サポートスタッフ",
+    },
+    "widget_agent_named": {  # above a person's message in the widget; {name}: the agent's display name
+        "en": "{name} · Support team",
+        "de": "{name} · Kundenservice-Team",
+        "tr": "{name} · Destek ekibi",
+        "ja": "{name}（サポートスタッフ）",
     },
     "widget_typing": {
         "en": "The assistant is typing…",

@@ -3,19 +3,33 @@
 A period is whole UTC days, ``from``..``to`` inclusive; the conversations counted are those *created*
 in it, optionally only of one channel and/or one language. Definitions (N = those conversations):
 
-- conversations: N. handed_off: conversations that went to the agents' queue (a ``status`` event
-  bot -> pending). hand-off rate = handed_off / N; reasons: the bot's ``handoff`` event's reason.
-- contained (resolved by self-service): N - handed_off. containment = contained / N.
+- conversations: N. Each has exactly one outcome (``outcome_of``), judged from its events in order:
+  - handed_off: it went to the agents' queue (a ``status`` event bot -> pending). hand-off rate =
+    handed_off / N; reasons: the bot's ``handoff`` event's reason.
+  - handoff_abandoned: the customer asked for a person, accepted the bot's offer of one or was sent
+    to one (the bot's ``handoff_requested`` event, when the hand-off form starts), but it never
+    reached the queue (the form was left unfinished).
+  - contained (resolved by the bot): neither of those, and the bot's last knowledge-base result is
+    an answer (``kb_answer`` decision answer, chosen or next_best, or a ``kb_feedback`` helpful) that
+    the customer did not reject: no ``kb_feedback`` helpful false after it. containment = contained / N.
+  - misfired: neither hand-off, and the last result failed: "I don't know" (``kb_answer`` decision
+    handoff), the customer said the answer did not help, or the knowledge base or the assistant was
+    unavailable.
+  - no_answer: none of these: small talk only, "I can only help with ..."/"didn't get that" (which
+    are not knowledge-base results), or a clarification left unanswered.
 - resolved by an agent: conversations with a ``status`` event to resolved.
-- first-contact resolution: contained or agent-resolved conversations after whose last message the
-  same contact started no other conversation (any channel) within ``FCR_DAYS`` (7); FCR = that / N.
+- first-contact resolution: contained or handed-off-and-agent-resolved conversations after whose last
+  message the same contact started no other conversation (any channel) within ``FCR_DAYS`` (7);
+  FCR = that / N.
 - first response time: from the hand-off (bot -> pending) to the first agent message; resolution
   time: from the hand-off to the resolve. Median, 90th percentile (nearest rank) and mean, seconds.
 - CSAT: survey answers 1-5 of these conversations: score = % of 4 and 5, and the average.
   NPS: answers 0-10: % promoters (9-10) - % detractors (0-6), rounded.
-- questions: the bot's knowledge-base searches (``kb_answer`` decisions answer, clarify, handoff);
-  unanswered: decision handoff (the knowledge base did not know). Top unanswered: the most frequent
-  of those questions, case-folded.
+- questions: the bot's knowledge-base searches with a question (``kb_answer`` decisions answer,
+  clarify, handoff; a search without its text is not counted anywhere); unanswered: those with
+  decision handoff (the knowledge base did not know). The table of unanswered questions lists the
+  same ones grouped case-folded, most frequent first: ``top_unanswered`` (at most ``TOP_UNANSWERED``)
+  plus ``unanswered_other`` (the rest), so its counts add up to ``unanswered``.
 - churn (per customer-count period entered or imported by an admin that overlaps the period):
   lost = customers_start + new_customers - customers_end;
   simple churn = lost / customers_start; adjusted churn = lost / ((customers_start + customers_end) / 2)
@@ -38,6 +52,11 @@ FCR_DAYS = 7
 MAX_DAYS = 366
 MAX_DRIVER_QUESTIONS = 2000  # the most recent first questions clustered into contact drivers
 QUESTION_DECISIONS = ("answer", "clarify", "handoff")
+ANSWERED = ("answer", "chosen", "next_best")  # decisions where the bot gave an article's answer
+OUTCOMES = ("contained", "handed_off", "handoff_abandoned", "misfired", "no_answer")
+OUTCOME_EVENTS = ("status", "handoff", "handoff_requested", "kb_answer", "kb_feedback", "kb_unavailable",
+                  "assistant_unavailable")
+TOP_UNANSWERED = 20
 
 
 class MetricsError(ValueError):
@@ -121,6 +140,30 @@ def churn_of(row: CustomerCount) -> dict:
             "simple_churn": _rate(lost, row.customers_start), "adjusted_churn": round(lost / mid, 4) if mid else None}
 
 
+def outcome_of(events: list[tuple[str, dict]]) -> str:
+    """One conversation's outcome (see the module's docstring) from its events (type, data), in order."""
+    handed_off = requested = False
+    last = None  # the last knowledge-base result: "answered", "failed" or "clarify"
+    for type_, d in events:
+        if type_ == "status" and d.get("to") == "pending":
+            handed_off = True
+        elif type_ == "handoff_requested":
+            requested = True
+        elif type_ == "kb_answer":
+            decision = d.get("decision")
+            last = "answered" if decision in ANSWERED else "failed" if decision == "handoff" else \
+                "clarify" if decision == "clarify" else last
+        elif type_ == "kb_feedback":
+            last = "answered" if d.get("helpful") is True else "failed" if d.get("helpful") is False else last
+        elif type_ in ("kb_unavailable", "assistant_unavailable"):
+            last = "failed"
+    if handed_off:
+        return "handed_off"
+    if requested:
+        return "handoff_abandoned"
+    return {"answered": "contained", "failed": "misfired"}.get(last, "no_answer")
+
+
 async def conversation_facts(session: AsyncSession, f: Filters) -> list[dict]:
     """One record per conversation of the period: what every metric is computed from."""
     q = select(Conversation).where(Conversation.created_at >= f.since, Conversation.created_at < f.until)
@@ -138,20 +181,24 @@ async def conversation_facts(session: AsyncSession, f: Filters) -> list[dict]:
                     "questions": [], "unanswered": [], "csat": None, "nps": None} for c in convs}
     events = (await session.execute(
         select(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids),
-                                        ConversationEvent.type.in_(("status", "handoff", "kb_answer")))
+                                        ConversationEvent.type.in_(OUTCOME_EVENTS))
         .order_by(ConversationEvent.id))).scalars().all()
+    by_conversation: dict[int, list[tuple[str, dict]]] = defaultdict(list)
     for ev in events:
         x, d = facts[ev.conversation_id], ev.data or {}
+        by_conversation[ev.conversation_id].append((ev.type, d))
         if ev.type == "handoff" and x["reason"] is None:
             x["reason"] = d.get("reason") or "unknown"
         elif ev.type == "status" and d.get("to") == "pending" and x["handed_off_at"] is None:
             x["handed_off_at"] = aware(ev.created_at)
         elif ev.type == "status" and d.get("to") == "resolved":
             x["resolved_at"] = aware(ev.created_at)
-        elif ev.type == "kb_answer" and d.get("decision") in QUESTION_DECISIONS:
-            x["questions"].append(str(d.get("query") or ""))
+        elif ev.type == "kb_answer" and d.get("decision") in QUESTION_DECISIONS and str(d.get("query") or "").strip():
+            x["questions"].append(str(d["query"]).strip())
             if d.get("decision") == "handoff":
-                x["unanswered"].append(str(d.get("query") or ""))
+                x["unanswered"].append(str(d["query"]).strip())
+    for pk, x in facts.items():
+        x["outcome"] = outcome_of(by_conversation[pk])
     first_agent = (await session.execute(
         select(Message.conversation_id, func.min(Message.created_at))
         .where(Message.conversation_id.in_(ids), Message.sender_type == "agent").group_by(Message.conversation_id))).all()
@@ -166,7 +213,7 @@ async def conversation_facts(session: AsyncSession, f: Filters) -> list[dict]:
             select(Conversation.contact_id, Conversation.created_at).where(Conversation.contact_id.in_(contacts)))).all():
         later[contact_pk].append(aware(created))
     for x in facts.values():
-        handled = x["handed_off_at"] is None or x["resolved_at"] is not None
+        handled = x["outcome"] == "contained" or (x["outcome"] == "handed_off" and x["resolved_at"] is not None)
         window_end = x["last_message_at"] + timedelta(days=FCR_DAYS)
         again = any(x["created_at"] < t <= window_end for t in later[x["contact_pk"]])
         x["first_contact_resolved"] = handled and not again
@@ -177,8 +224,12 @@ def aggregate(facts: list[dict], f: Filters) -> dict:
     n = len(facts)
     handed = [x for x in facts if x["handed_off_at"] is not None]
     resolved = [x for x in handed if x["resolved_at"] is not None]
+    outcomes = Counter(x["outcome"] for x in facts)
+    contained = outcomes["contained"]
     questions = [q for x in facts for q in x["questions"]]
-    unanswered = [q.strip().casefold() for x in facts for q in x["unanswered"] if q.strip()]
+    unanswered = Counter(q.casefold() for x in facts for q in x["unanswered"]).most_common()
+    n_unanswered = sum(c for _, c in unanswered)
+    rest = unanswered[TOP_UNANSWERED:]
     days = []
     by_day: dict[date, list[dict]] = defaultdict(list)
     for x in facts:
@@ -187,8 +238,10 @@ def aggregate(facts: list[dict], f: Filters) -> dict:
     while d <= f.end:
         xs = by_day.get(d, [])
         h = sum(1 for x in xs if x["handed_off_at"] is not None)
+        c = sum(1 for x in xs if x["outcome"] == "contained")
         cs = [x["csat"] for x in xs if x["csat"] is not None]
-        days.append({"date": d.isoformat(), "conversations": len(xs), "handed_off": h, "contained": len(xs) - h,
+        days.append({"date": d.isoformat(), "conversations": len(xs), "handed_off": h, "contained": c,
+                     "not_resolved": len(xs) - h - c,
                      "csat_responses": len(cs), "csat_average": round(statistics.fmean(cs), 2) if cs else None})
         d += timedelta(days=1)
     return {
@@ -196,7 +249,8 @@ def aggregate(facts: list[dict], f: Filters) -> dict:
         "conversations": n,
         "handed_off": len(handed), "handoff_rate": _rate(len(handed), n),
         "handoff_reasons": dict(Counter(x["reason"] or "unknown" for x in handed).most_common()),
-        "contained": n - len(handed), "containment_rate": _rate(n - len(handed), n),
+        "contained": contained, "containment_rate": _rate(contained, n),
+        "outcomes": {k: outcomes[k] for k in OUTCOMES},
         "resolved_by_agent": len(resolved),
         "first_contact_resolved": sum(1 for x in facts if x["first_contact_resolved"]),
         "fcr_rate": _rate(sum(1 for x in facts if x["first_contact_resolved"]), n),
@@ -206,8 +260,9 @@ def aggregate(facts: list[dict], f: Filters) -> dict:
                                                                                x["resolved_at"])) is not None]),
         "csat": csat_summary([x["csat"] for x in facts if x["csat"] is not None]),
         "nps": nps_summary([x["nps"] for x in facts if x["nps"] is not None]),
-        "questions": len(questions), "unanswered": len(unanswered), "unanswered_rate": _rate(len(unanswered), len(questions)),
-        "top_unanswered": [{"question": q, "count": c} for q, c in Counter(unanswered).most_common(10)],
+        "questions": len(questions), "unanswered": n_unanswered, "unanswered_rate": _rate(n_unanswered, len(questions)),
+        "top_unanswered": [{"question": q, "count": c} for q, c in unanswered[:TOP_UNANSWERED]],
+        "unanswered_other": {"questions": len(rest), "count": sum(c for _, c in rest)},
         "by_channel": dict(Counter(x["channel"] for x in facts).most_common()),
         "by_language": dict(Counter(x["language"] or "unknown" for x in facts).most_common()),
         "daily": days,

@@ -19,3 +19,20 @@ def parse(text: str | None, name: str) -> dict | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def button_title(buttons: object, payload: str | None) -> str | None:
+    """The title of the button in ``buttons`` whose payload is ``payload`` (what a customer clicked,
+    in the words they saw), or None."""
+    if not payload or not isinstance(buttons, list):
+        return None
+    for b in buttons:
+        if isinstance(b, dict) and b.get("payload") == payload and isinstance(b.get("title"), str) \
+                and b["title"].strip():
+            return b["title"].strip()
+    return None
+
+
+def is_payload(text: str | None) -> bool:
+    """A button's payload (Rasa's ``/intent{...}`` convention), not words a customer typed."""
+    return bool(text) and text.startswith("/")

@@ -5,12 +5,15 @@
   through and logs it (customers are not locked out by a cache outage); it retries at the next call.
 - ``hit(kind, key, limit)`` returns None when allowed, else the seconds until the window ends
   (for Retry-After). A limit of 0 means no limit.
+- The windows follow the limiter's ``clock`` (``time.time`` unless given), so a test can step time
+  instead of waiting for, or racing, the next minute.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
+from typing import Callable
 
 from aiohttp import web
 
@@ -22,13 +25,14 @@ MAX_MEMORY_KEYS = 100_000
 
 
 class MemoryLimiter:
-    def __init__(self):
+    def __init__(self, clock: Callable[[], float] = time.time):
         self._counts: dict[tuple[str, str, int], int] = {}
+        self.clock = clock
 
-    async def hit(self, kind: str, key: str, limit: int, now: float | None = None) -> float | None:
+    async def hit(self, kind: str, key: str, limit: int) -> float | None:
         if limit <= 0:
             return None
-        now = time.time() if now is None else now
+        now = self.clock()
         window = int(now // WINDOW_SECONDS)
         if len(self._counts) > MAX_MEMORY_KEYS:  # drop finished windows
             self._counts = {k: v for k, v in self._counts.items() if k[2] >= window}
@@ -41,16 +45,17 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    def __init__(self, url: str, prefix: str = "ratelimit"):
+    def __init__(self, url: str, prefix: str = "ratelimit", clock: Callable[[], float] = time.time):
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.prefix = prefix
+        self.clock = clock
 
-    async def hit(self, kind: str, key: str, limit: int, now: float | None = None) -> float | None:
+    async def hit(self, kind: str, key: str, limit: int) -> float | None:
         if limit <= 0:
             return None
-        now = time.time() if now is None else now
+        now = self.clock()
         name = f"{self.prefix}:{kind}:{key}:{int(now // WINDOW_SECONDS)}"
         try:
             async with self._redis.pipeline(transaction=True) as pipe:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from knowledge_base.language import detect, normalise_hint
 
-from . import returning
+from . import payloads, returning
 from .i18n import t
 from .rasa_client import RasaClient, RasaUnavailable
 from .store import repository as repo
@@ -299,10 +299,18 @@ class Router:
                 lang = detect(msg.text, previous=conv.language, hint=normalise_hint(msg.language_hint, self.languages),
                               supported=self.languages, default=self.languages[0]).lang
                 conv.language = lang
+            meta = {k: v for k, v in {"language": lang, "hint": msg.language_hint,
+                                      **(msg.metadata or {})}.items() if v is not None}
+            if payloads.is_payload(msg.text):
+                # A button click: kept with the title of the button offered (what the customer saw), so
+                # that nobody reading the conversation meets a payload such as "/affirm".
+                for buttons in await repo.recent_buttons(session, contact.id, msg.channel):
+                    title = payloads.button_title(buttons, msg.text)
+                    if title:
+                        meta["title"] = title
+                        break
             m = repo.add_message(session, conv, direction="in", sender_type="customer", text=msg.text or None,
-                                 meta={k: v for k, v in {"language": lang, "hint": msg.language_hint,
-                                                         **(msg.metadata or {})}.items() if v is not None},
-                                 platform_message_id=msg.platform_message_id)
+                                 meta=meta, platform_message_id=msg.platform_message_id)
             m.delivery_status = inbound_status
             if survey is not None:
                 await session.flush()

@@ -214,6 +214,8 @@ class WhatsAppSettings:
     phone_number_id: str
     api_base_url: str
     api_version: str
+    webhook_max_bytes: int
+    rate_limit_retry_seconds: float
 
     @classmethod
     def from_env(cls, env: dict) -> "WhatsAppSettings | None":
@@ -224,9 +226,13 @@ class WhatsAppSettings:
         if len(present) != len(keys):
             missing = [k for k in keys if not env.get(k)]
             raise SettingsError(f"WhatsApp is half configured: set {', '.join(missing)} too (or none of {', '.join(keys)})")
+        max_bytes = int(_positive(env, "WHATSAPP_WEBHOOK_MAX_BYTES", int))
+        if max_bytes < 64 * 1024:
+            raise SettingsError(f"WHATSAPP_WEBHOOK_MAX_BYTES must be at least 65536 (64 KiB), got {max_bytes}")
         return cls(env["WHATSAPP_VERIFY_TOKEN"], env["WHATSAPP_APP_SECRET"], env["WHATSAPP_ACCESS_TOKEN"],
                    env["WHATSAPP_PHONE_NUMBER_ID"], _http_url(env, "WHATSAPP_API_BASE_URL"),
-                   _get(env, "WHATSAPP_API_VERSION"))
+                   _get(env, "WHATSAPP_API_VERSION"), max_bytes,
+                   _positive(env, "WHATSAPP_RATE_LIMIT_RETRY_SECONDS"))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "WHATSAPP_PHONE_NUMBER_ID": ("", "The business phone number id messages are sent from."),
     "WHATSAPP_API_BASE_URL": ("https://graph.facebook.com", "Base URL of the Graph API (a simulator's URL in tests)."),
     "WHATSAPP_API_VERSION": ("v23.0", "Graph API version used in send calls."),
+    "WHATSAPP_WEBHOOK_MAX_BYTES": ("8388608", "Largest WhatsApp webhook body accepted (bytes; larger: 413). The webhook's own "
+                                              "limit, above the gateway's 256 KiB: Meta batches up to 1000 updates "
+                                              "in one POST (its documented maximum payload is 3 MB)."),
+    "WHATSAPP_RATE_LIMIT_RETRY_SECONDS": ("1800", "How long a WhatsApp message Meta refuses for a rate limit (131056 pair "
+                                                  "rate limit, 130429 throughput, ...) is retried, with Meta's backoff, "
+                                                  "before it is marked failed."),
     "BUSINESS_HOURS": ("Mon-Fri 08:00-20:00; Sat 10:00-16:00",
                        "When people answer hand-offs: day ranges and times separated by ';' (e.g. "
                        "'Mon-Fri 08:00-20:00; Sat 10:00-16:00'), or 'always'. Outside them the customer is told "

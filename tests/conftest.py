@@ -2,17 +2,94 @@
 the action server with the real index, the gateway on SQLite), started once per test session."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
 import json
 import os
+import shutil
 import sqlite3
+import time
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from knowledge_base.config import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+async def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Until ``predicate()`` is true (returns its value); an AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class SteppedClock:
+    """A clock for code that takes one (``clock=`` returning epoch seconds): it stands still until a
+    test steps it, so windows and deadlines fall where the test says, not where the minute does."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- services a test needs ----------------------------------------------------------------------
+
+def in_ci() -> bool:
+    """CI=true (.ci/run sets it before `make test`)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_service(service: str, detail: str) -> NoReturn:
+    """A test needs ``service`` (PostgreSQL, Redis, RabbitMQ, nginx, Chromium) and it is not there.
+
+    Under CI=true the test fails: a green run that skipped it has not tested it, and `make test`
+    starts or installs each of them first (scripts/test_prereqs.sh). On a developer's machine it is
+    skipped with the reason, so the rest of the suite still runs. Called at a module's top level it
+    fails (or skips) the whole module."""
+    message = f"{service} is not available: {detail}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a test that needs {service} fails instead of skipping; "
+                    "`make test` starts or installs it, see scripts/test_prereqs.sh)", pytrace=False)
+    raise pytest.skip.Exception(message, allow_module_level=True)
+
+
+@contextlib.contextmanager
+def require_service(service: str, where: str):
+    """``with require_service("Redis", "127.0.0.1:6379"): <reach it>``: an exception while reaching
+    it is ``missing_service`` (fails under CI=true, skips elsewhere)."""
+    try:
+        yield
+    except AssertionError:  # a test's own check failed: that is not a missing service
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the client raises: the service is not there
+        missing_service(service, f"{where}: {type(exc).__name__}: {exc}")
+
+
+def playwright_api(kind: str = "sync"):
+    """``playwright.sync_api`` or ``playwright.async_api``, for a test driving Debian's Chromium;
+    ``missing_service("Chromium", ...)`` when the browser or Playwright is not installed."""
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        missing_service("Chromium", f"{CHROMIUM} is not installed (scripts/test_prereqs.sh installs it)")
+    try:
+        return importlib.import_module(f"playwright.{kind}_api")
+    except ImportError as exc:
+        missing_service("Chromium", f"Playwright, which drives it, is not installed ({exc}; pip install -e .[dev])")
 
 
 def request_json(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 60,

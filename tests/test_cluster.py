@@ -24,6 +24,8 @@ import pytest
 from bot.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
+from .conftest import missing_service, require_service
+
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 PG = "postgres@127.0.0.1:5432"
 
@@ -73,11 +75,9 @@ def cluster(tmp_path_factory):
     import shutil
 
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
-        pytest.skip("nginx is not installed (scripts/cluster_prereqs.sh installs it)")
-    try:
+        missing_service("nginx", "not installed (scripts/cluster_prereqs.sh installs it)")
+    with require_service("PostgreSQL", PG):
         _sql("postgres", "SELECT 1")
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL at {PG}: {exc}")
     tag = uuid.uuid4().hex[:8]
     var = tmp_path_factory.mktemp("cluster")
     port = free_port()

@@ -3,7 +3,9 @@
 POST /webhooks/rest/webhook  {"sender": str, "message": str, "metadata": {...}?}
   -> 200 [{"recipient_id", "text", "buttons"?, "custom"?}]
 Optional metadata keys: "message_id" (idempotency key: a retry with the same id is answered with
-the first answer and stored once), "language" (a hint such as the browser's language).
+the first answer and stored once), "language" (a hint such as the browser's language), "title" (when
+"message" is a button's payload: the button's title the customer clicked, shown to agents instead
+of the payload; without it the gateway finds the title among the buttons it sent).
 
 GET /webhooks/rest/messages?sender=...&after=<message id>&wait=<seconds>
   -> 200 {"messages": [{"id", "recipient_id", "text", "buttons"?, "sender_type", "created_at"}],
@@ -32,6 +34,7 @@ from ..store.models import Contact, ContactIdentity, Conversation, Message
 NAME = "rest"
 MAX_SENDER_CHARS = 255
 MAX_METADATA_BYTES = 8192
+MAX_TITLE_CHARS = 200
 
 
 def error(status: int, message: str, **extra) -> web.Response:
@@ -64,7 +67,12 @@ def parse(body: object, max_chars: int) -> InboundMessage | web.Response:
     hint = metadata.get("language")
     if hint is not None and not isinstance(hint, str):
         return error(400, "'metadata.language' must be a string such as 'de' or 'de-DE'")
+    title = metadata.get("title")
+    if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_CHARS or "\x00" in title):
+        return error(400, f"'metadata.title' must be a string of at most {MAX_TITLE_CHARS} characters")
     extra = {k: v for k, v in metadata.items() if k in ("page", "user_agent") and isinstance(v, str)}
+    if title and title.strip():
+        extra["title"] = title.strip()
     return InboundMessage(channel=NAME, source_id=sender, text=message.strip(),
                           platform_message_id=f"{sender}:{message_id}" if message_id else None,
                           language_hint=hint, metadata=extra)

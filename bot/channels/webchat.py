@@ -10,7 +10,7 @@ Protocol (JSON text frames; README.md "Embedding the website widget" documents e
   client -> server   hello {visitor, language, last_seen?, user_id?, user_hash?}   (first frame)
                      message {id, text, title?}   ping
   server -> client   ready {visitor, identity, language, max_chars}   history {messages, resume}
-                     ack {id, message_id, duplicate}   message {id, role, text, buttons?, client_id?, at}
+                     ack {id, message_id, duplicate}   message {id, role, text, buttons?, client_id?, agent?, at}
                      typing {on, by?}   error {code, message, id?}   pong
 
 A visitor is a random token from the browser's localStorage: the contact's ``source_id`` on channel

@@ -80,6 +80,8 @@ def message_frame(m: Message) -> dict:
         frame["buttons"] = buttons
     if role == "customer" and isinstance(meta.get("client_id"), str):
         frame["client_id"] = meta["client_id"]
+    if role == "agent" and isinstance(meta.get("agent_name"), str) and meta["agent_name"].strip():
+        frame["agent"] = meta["agent_name"].strip()  # the agent account's display name, nothing else of it
     return frame
 
 

@@ -4,26 +4,35 @@ Inbound (``/webhooks/whatsapp/webhook``)
   GET   the verification handshake: ``hub.mode=subscribe`` with the configured verify token is
         answered with ``hub.challenge`` (text/plain); anything else 403.
   POST  every notification, signed by Meta: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the
-        raw body with the app secret>``. Missing 401, mismatch 403 (checked before the body is
-        parsed), non-JSON 400, over 256 KiB 413. Customer messages are stored (deduplicated on
-        their ``wamid``, also across restarts) *before* the 200 is sent, and answered in tracked
-        background tasks (bounded concurrency, one at a time per customer, in order). Statuses
-        (sent, delivered, read, failed) are recorded on the outbound message; they never go
-        backwards. An accepted message a crash left unanswered is answered at the next start.
+        raw body with the app secret>`` (Meta signs its escaped-unicode JSON: the raw bytes are
+        checked, never a re-serialisation). Missing 401, mismatch 403 (checked before the body is
+        parsed), non-JSON 400, over WHATSAPP_WEBHOOK_MAX_BYTES 413 (this route's own limit: Meta
+        batches up to 1000 updates in one POST). Customer messages are stored (deduplicated on their
+        ``wamid``, also across restarts) *before* the 200 is sent, and answered in tracked
+        background tasks (bounded concurrency, one at a time per customer, in order); a batch of more
+        than a few updates is stored whole before the 200 and split in the background
+        (whatsapp_batches.py). Statuses (sent, delivered, read, failed) are recorded on the outbound
+        message; they never go backwards. An accepted message a crash left unanswered is answered at
+        the next start. Reactions are not answered, but open the 24-hour window.
 
 Outbound (``POST {base}/{version}/{phone_number_id}/messages``, Bearer token; whatsapp_send.py)
   Text (split at paragraph, line, sentence or word boundaries above 4096 characters), the bot's
-  buttons as reply buttons (up to 3; titles shortened to 20 characters) or as a list (4 to 10
-  rows), mark-as-read with a typing indicator while the bot works. Sends are retried with
-  exponential backoff on 5xx, 429 / 130429 (throughput), 131056 (pair rate limit), timeouts and
-  dropped connections; other 4xx are final. Every send carries ``biz_opaque_callback_data``
+  buttons as reply buttons (up to 3; titles shortened to 20 characters; ids unique within the
+  message) or as a list (4 to 10 rows in one titled section; whatsapp_render.py), mark-as-read with a
+  typing indicator while the bot works on an answer (not in a conversation a person has). Rate limits
+  are waited out as Meta advises, until WHATSAPP_RATE_LIMIT_RETRY_SECONDS: 131056 (pair rate limit)
+  after 4^X seconds, then the customer's next messages 6 s apart; throughput limits (429, 130429,
+  ...) with doubling waits. 5xx, timeouts and dropped connections are retried 3 times with
+  exponential backoff; other 4xx are final. Every send carries ``biz_opaque_callback_data``
   (the message's id and part), which Meta echoes in status webhooks: before retrying a send whose
   outcome is unknown (timeout, dropped connection, 5xx), the channel waits briefly and checks
   whether a status for it arrived, so an accepted message is not sent twice.
 
-  Free-form messages are only possible within 24 hours of the customer's last message: outside
-  that window nothing is sent and the message is marked ``delivery_status = "failed"`` with
-  ``meta.error = "outside_24h_window"`` (also when the Graph API answers 131047).
+  Free-form messages are only possible within 24 hours of the customer's last message (or
+  reaction): outside that window nothing is sent and the message is marked
+  ``delivery_status = "failed"`` with ``meta.error = "outside_24h_window"``. When Meta refuses a
+  message with 131047 (in its answer or in a failed status), the same is recorded, and nothing more
+  is sent to the customer until they write again.
 
 Message states (``Message.delivery_status``)
   inbound:  "received" (stored, not answered yet) -> "processed"
@@ -36,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 
@@ -46,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import keys
 from ..i18n import t
+from ..payloads import button_title
 from ..deferred import DEFERRED
 from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
 from ..store import repository as repo
@@ -70,10 +79,10 @@ from .whatsapp_api import (
     classify,
     country_language,
     parse_notification,
-    payload_for_reply,
     verify_signature,
 )
-
+from .whatsapp_batches import INLINE_UPDATES, WebhookBatches, parse_json, read_body
+from .whatsapp_render import payload_for_reply
 from .whatsapp_send import WhatsAppSending
 
 log = logging.getLogger(__name__)
@@ -81,7 +90,7 @@ log = logging.getLogger(__name__)
 
 # --- the channel ----------------------------------------------------------------------------
 
-class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
+class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
     _task_label = "whatsapp"
     name = NAME
 
@@ -99,6 +108,8 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         self._customer_locks = KeyedLocks()
         self._message_locks = KeyedLocks()
         self._scheduled: set[str] = set()  # inbound message ids queued or being processed
+        self._pair_pacing: dict[str, tuple[float, float]] = {}  # whatsapp_send.py
+        self._batch_lock = asyncio.Lock()  # whatsapp_batches.py: one batch at a time, in order
         self._stopping = False
 
     # lifecycle
@@ -153,14 +164,14 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         signature = request.headers.get("X-Hub-Signature-256")
         if not signature:
             return web.json_response({"error": "missing X-Hub-Signature-256"}, status=401)
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": "the body is too large"}, status=413)
+        raw = await read_body(request, self.settings.webhook_max_bytes)
+        if raw is None:
+            return web.json_response({"error": f"the body is larger than {self.settings.webhook_max_bytes} bytes "
+                                               "(WHATSAPP_WEBHOOK_MAX_BYTES)"}, status=413)
         if not verify_signature(self.settings.app_secret, raw, signature):
             return web.json_response({"error": "invalid signature"}, status=403)
         try:
-            body = json.loads(raw.decode("utf-8"))
+            body = await parse_json(raw)
         except (UnicodeDecodeError, ValueError, RecursionError):
             return web.json_response({"error": "the body is not valid JSON"}, status=400)
         if not isinstance(body, dict):
@@ -171,14 +182,20 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
             log.exception("whatsapp: could not parse a notification; acknowledged and ignored")
             return web.Response(text="OK", content_type="text/plain")
         try:
-            for st in statuses:
-                await self._on_status(st)
-            for m in messages:
-                await self._on_message(m)
+            if len(messages) + len(statuses) > INLINE_UPDATES:
+                await self._accept_batch(raw)
+            else:
+                await self._store_updates(messages, statuses)
         except Exception:  # noqa: BLE001 - not stored: let Meta deliver it again
             log.exception("whatsapp: could not store a notification")
             return web.json_response({"error": "temporarily unable to store the notification"}, status=500)
         return web.Response(text="OK", content_type="text/plain")
+
+    async def _store_updates(self, messages: list[WaMessage], statuses: list[dict]) -> None:
+        for st in statuses:
+            await self._on_status(st)
+        for m in messages:
+            await (self._on_activity(m) if m.window_only else self._on_message(m))
 
     # inbound messages
 
@@ -189,22 +206,7 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
             if existing is not None:
                 log.info("whatsapp: duplicate delivery of %s ignored", m.wamid)
                 return
-            for attempt in range(2):
-                try:
-                    contact = await repo.ensure_identities(session, NAME, [m.source_id, m.wa_id], name=m.name)
-                    attrs = dict(contact.attributes or {})
-                    wa = {k: v for k, v in {**(attrs.get("whatsapp") or {}), "wa_id": m.wa_id, "user_id": m.user_id,
-                                            "profile_name": m.name, "username": m.username}.items() if v}
-                    if wa != attrs.get("whatsapp"):
-                        contact.attributes = {**attrs, "whatsapp": wa}
-                    if m.wa_id and not contact.phone:
-                        contact.phone = "+" + m.wa_id[:39]
-                    await session.commit()
-                    break
-                except IntegrityError:  # the same new customer arrived twice at once
-                    await session.rollback()
-                    if attempt:
-                        raise
+            await self._update_contact(session, m)
             text, meta = m.text, dict(m.meta)
             if m.reply_id:
                 buttons = None
@@ -212,6 +214,10 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
                     ctx = await repo.find_message_by_platform_id(session, NAME, m.context_id)
                     buttons = ctx.buttons if ctx is not None else None
                 text = payload_for_reply(m.reply_id, m.reply_title, buttons)
+                # the button's whole title (WhatsApp shortens what it shows to 20 characters)
+                meta["title"] = button_title(buttons, text) or m.reply_title
+            elif m.meta.get("wa_reply_type") == "template_button":
+                meta["title"] = m.meta.get("reply_title")
         max_chars = self.app[keys.SETTINGS].max_message_chars
         if len(text) > max_chars:
             text, meta["truncated"] = text[:max_chars], True
@@ -227,6 +233,34 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         if await self._over_limit(accepted, m.source_id):
             return
         self._schedule(accepted.message_id)
+
+    async def _update_contact(self, session, m: WaMessage, activity_at: int | None = None) -> Contact:
+        """The customer's contact with both ids and what Meta tells about them (committed);
+        ``activity_at``: a reaction's time, which opens the 24-hour window."""
+        for attempt in range(2):
+            try:
+                contact = await repo.ensure_identities(session, NAME, [m.source_id, m.wa_id], name=m.name)
+                attrs = dict(contact.attributes or {})
+                wa = {k: v for k, v in {**(attrs.get("whatsapp") or {}), "wa_id": m.wa_id, "user_id": m.user_id,
+                                        "profile_name": m.name, "username": m.username}.items() if v}
+                if activity_at and activity_at > (_int(wa.get("last_activity_at")) or 0):
+                    wa["last_activity_at"] = activity_at
+                if wa != attrs.get("whatsapp"):
+                    contact.attributes = {**attrs, "whatsapp": wa}
+                if m.wa_id and not contact.phone:
+                    contact.phone = "+" + m.wa_id[:39]
+                await session.commit()
+                return contact
+            except IntegrityError:  # the same new customer arrived twice at once
+                await session.rollback()
+                if attempt:
+                    raise
+
+    async def _on_activity(self, m: WaMessage) -> None:
+        """A reaction: nothing to answer and no message of the conversation, but the customer wrote."""
+        async with self.sessionmaker() as session:
+            await self._update_contact(session, m, activity_at=m.timestamp or int(time.time()))
+        log.info("whatsapp: %s %s from %s recorded (opens the 24-hour window)", m.type, m.wamid, m.source_id)
 
     async def _over_limit(self, accepted: Accepted, source_id: str) -> bool:
         """RATE_LIMIT_WHATSAPP_PER_MINUTE: a number sending faster is not answered by the bot. Its
@@ -261,7 +295,8 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
         self._schedule(message_public_id)
 
     async def _recover(self) -> None:
-        """Answer messages accepted before a crash or restart but not answered."""
+        """Store batches and answer messages accepted before a crash or restart but not answered."""
+        await self._recover_batches()
         async with self.sessionmaker() as session:
             rows = await repo.inbound_with_status(session, NAME, INBOUND_RECEIVED)
         if not rows:
@@ -301,7 +336,11 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
 
     async def _answer(self, row: Message, conv: Conversation, contact: Contact, source_id: str) -> None:
         meta = row.meta or {}
-        reading = self._spawn(self._mark_read(row.platform_message_id)) if row.platform_message_id else None
+        # Blue ticks and "typing..." only when the bot is about to answer: in a conversation a person
+        # has (or is queued for), the customer would see "typing" from nobody.
+        bot_answers = conv.status not in ("pending", "open")
+        reading = self._spawn(self._mark_read(row.platform_message_id)) \
+            if row.platform_message_id and bot_answers else None
         async with self.sessionmaker() as session:
             earlier = await repo.replies_to(session, row)
         told_to_wait = any((m.meta or {}).get("gateway_text") == "assistant_unavailable" for m in earlier)
@@ -401,3 +440,9 @@ class WhatsAppChannel(WhatsAppSending, SpawnsTasks, Channel):
                     updates["error_detail"] = {k: err[k] for k in ("code", "title", "message", "error_data", "href")
                                                if k in err}
                 await repo.update_delivery(session, row.id, status, meta=updates, platform_message_id=pid)
+            # Meta's 131047, told in a status: the window is closed (the read ends before another session writes)
+            closed = await session.get(Conversation, row.conversation_id) \
+                if updates.get("error") == "outside_24h_window" else None
+            await session.commit()
+        if closed is not None:
+            await self._note_window_closed(closed.contact_id, _int(st.get("timestamp")) or int(time.time()))

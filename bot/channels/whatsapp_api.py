@@ -1,5 +1,5 @@
-"""WhatsApp Cloud API formats: Meta's limits, rendering of replies, parsing of webhook
-notifications, signature checks and the Graph API client. No state of the gateway (see whatsapp.py)."""
+"""WhatsApp Cloud API formats: parsing of webhook notifications, signature checks, Graph errors and
+the Graph API client (rendering of replies: whatsapp_render.py). No state of the gateway (see whatsapp.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,36 +13,29 @@ from datetime import timedelta
 
 import aiohttp
 
-from ..i18n import t
-from ..router import Reply
-
 log = logging.getLogger(__name__)
 
 
 NAME = "whatsapp"
 WEBHOOK_PATH = "/webhooks/whatsapp/webhook"
 
-# Meta's limits for the messages we send.
-MAX_TEXT_CHARS = 4096
-MAX_INTERACTIVE_BODY_CHARS = 1024
-MAX_REPLY_BUTTONS = 3
-MAX_BUTTON_TITLE_CHARS = 20
-MAX_BUTTON_ID_CHARS = 256
-MAX_LIST_ROWS = 10
-MAX_ROW_TITLE_CHARS = 24
-MAX_ROW_ID_CHARS = 200
-MAX_ROW_DESCRIPTION_CHARS = 72
-MAX_LIST_BUTTON_CHARS = 20
-
 SERVICE_WINDOW = timedelta(hours=24)
 
 # Outbound calls.
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 READ_TIMEOUT = aiohttp.ClientTimeout(total=5, connect=3)
-MAX_SEND_ATTEMPTS = 4
+MAX_SEND_ATTEMPTS = 4  # for errors other than rate limits (5xx, timeouts, dropped connections)
 BACKOFF_SECONDS = 0.5  # doubled after every attempt, with jitter
-PAIR_RATE_LIMIT_BACKOFF_SECONDS = 3.0  # 131056: the same customer got too many messages too fast
 CONFIRM_GRACE_SECONDS = 3.0  # outcome unknown: how long to wait for a status webhook before retrying
+# Rate limits are retried until WhatsAppSettings.rate_limit_retry_seconds have passed, as Meta advises:
+# the pair rate limit (131056) after 4^X * RATE_LIMIT_BACKOFF_SECONDS (X = 0, 1, 2, ... per refusal),
+# throughput limits after 2^X of it (at most MAX_THROUGHPUT_WAIT_SECONDS).
+RATE_LIMIT_BACKOFF_SECONDS = 1.0
+MAX_THROUGHPUT_WAIT_SECONDS = 60.0
+# Meta lets a business send one message every 6 seconds to the same customer, with bursts that borrow
+# from later: after a 131056 the customer's next messages go out this far apart.
+PAIR_RATE_SECONDS = 6.0
+PAIR_PACING_SECONDS = 300.0  # how long that pacing lasts after the last 131056
 
 # Inbound processing.
 MAX_CONCURRENT_CONVERSATIONS = 8
@@ -54,10 +47,13 @@ CODE_REENGAGEMENT = 131047  # more than 24 hours since the customer's last messa
 CODE_THROUGHPUT = 130429  # the phone number's throughput was reached
 CODE_PAIR_RATE_LIMIT = 131056  # too many messages to the same customer
 CODE_AUTH = 190
-RETRYABLE_CODES = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004}
+# Too many calls: the app (4), the business account (80007), the number's throughput (130429) or its
+# throughput being upgraded (131057, up to a minute).
+THROUGHPUT_CODES = {4, 80007, CODE_THROUGHPUT, 131057}
+RETRYABLE_CODES = {1, 2, 131000, 131016, 133004, CODE_PAIR_RATE_LIMIT} | THROUGHPUT_CODES
 ERROR_KINDS = {
     CODE_REENGAGEMENT: "outside_24h_window",
-    CODE_THROUGHPUT: "rate_limited",
+    **{code: "rate_limited" for code in THROUGHPUT_CODES},
     CODE_PAIR_RATE_LIMIT: "pair_rate_limited",
     CODE_AUTH: "auth_failed",
     100: "invalid_request",
@@ -72,133 +68,15 @@ INBOUND_RECEIVED = "received"
 INBOUND_PROCESSED = "processed"
 INBOUND_RATE_LIMITED = "rate_limited"  # stored, not answered by the bot (RATE_LIMIT_WHATSAPP_PER_MINUTE)
 
-# Message types we answer with "I can only read text" (reactions, system notices and
-# "request_welcome" are ignored: nothing to answer).
-IGNORED_TYPES = {"reaction", "system", "request_welcome", "ephemeral"}
+# Message types nobody answers. A customer's reaction (or disappearing message) still opens the 24-hour
+# window (Meta: "when a WhatsApp user messages you"), so the channel records when it came; system
+# notices (a changed number) and "request_welcome" are WhatsApp's, not the customer's.
+WINDOW_ONLY_TYPES = {"reaction", "ephemeral"}
+IGNORED_TYPES = {"system", "request_welcome"}
 
 # Phone country codes -> language, used only when a first message has no text to detect.
 COUNTRY_LANGUAGE = {"49": "de", "43": "de", "41": "de", "423": "de", "90": "tr", "81": "ja"}
 _BSUID = re.compile(r"^[A-Z]{2}\.")
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
-
-
-def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
-    """Split a long text into parts of at most ``limit`` characters, preferring paragraph, then
-    line, then sentence, then word boundaries (a hard cut only for a single huge word)."""
-    text = text.strip()
-    parts: list[str] = []
-    while len(text) > limit:
-        window = text[:limit + 1]
-        cut = -1
-        for finder in (lambda w: w.rfind("\n\n"), lambda w: w.rfind("\n"), _last_sentence_end,
-                       lambda w: w.rfind(" ")):
-            pos = finder(window)
-            if pos >= limit // 3:
-                cut = pos
-                break
-        if cut <= 0:
-            cut = limit
-        head, text = text[:cut].rstrip(), text[cut:].lstrip()
-        if head:
-            parts.append(head)
-    if text:
-        parts.append(text)
-    return parts
-
-
-def _last_sentence_end(window: str) -> int:
-    ends = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() <= len(window) - 1]
-    return ends[-1] if ends else -1
-
-
-def shorten(title: str, limit: int) -> str:
-    title = " ".join(str(title).split())
-    return title if len(title) <= limit else title[:limit - 1].rstrip() + "…"
-
-
-def button_id(payload: str, limit: int) -> str:
-    """The reply id of a button: the payload itself when it fits (so a reply maps back without any
-    state), else a hash of it (mapped back through the message the customer replied to)."""
-    return payload if 0 < len(payload) <= limit else "h:" + hashlib.sha256(payload.encode()).hexdigest()[:40]
-
-
-def _unique(titles: list[str], limit: int) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for title in titles:
-        candidate, n = title, 2
-        while candidate in seen:
-            suffix = f" {n}"
-            candidate = shorten(title, limit - len(suffix)).rstrip("…") + suffix
-            n += 1
-        seen.add(candidate)
-        out.append(candidate)
-    return out
-
-
-def _buttons(reply: Reply) -> list[tuple[str, str]]:
-    out = []
-    for b in reply.buttons or []:
-        if not isinstance(b, dict):
-            continue
-        title = b.get("title") if isinstance(b.get("title"), str) else None
-        payload = b.get("payload") if isinstance(b.get("payload"), str) else None
-        if not (title or payload):
-            continue
-        out.append(((title or payload).strip() or payload, (payload or title).strip()))
-    return out
-
-
-def render(reply: Reply, lang: str | None) -> list[dict]:
-    """The WhatsApp messages (type + content, without recipient) for one bot reply."""
-    buttons = _buttons(reply)
-    text = (reply.text or "").strip()
-    if not buttons:
-        return [{"type": "text", "text": {"body": part, "preview_url": "http" in part}}
-                for part in split_text(text)] if text else []
-    body = text or t("choose_option", lang)
-    parts = split_text(body)
-    if len(parts[-1]) > MAX_INTERACTIVE_BODY_CHARS:
-        parts = parts[:-1] + split_text(parts[-1], MAX_INTERACTIVE_BODY_CHARS)
-    leading = [{"type": "text", "text": {"body": p, "preview_url": "http" in p}} for p in parts[:-1]]
-    body = parts[-1]
-    if len(buttons) <= MAX_REPLY_BUTTONS:
-        titles = _unique([shorten(title, MAX_BUTTON_TITLE_CHARS) for title, _ in buttons], MAX_BUTTON_TITLE_CHARS)
-        interactive = {"type": "button", "body": {"text": body}, "action": {"buttons": [
-            {"type": "reply", "reply": {"id": button_id(payload, MAX_BUTTON_ID_CHARS), "title": title}}
-            for title, (_, payload) in zip(titles, buttons)]}}
-    else:
-        chosen = buttons[:MAX_LIST_ROWS]
-        titles = _unique([shorten(title, MAX_ROW_TITLE_CHARS) for title, _ in chosen], MAX_ROW_TITLE_CHARS)
-        rows = []
-        for short, (title, payload) in zip(titles, chosen):
-            row = {"id": button_id(payload, MAX_ROW_ID_CHARS), "title": short}
-            full = " ".join(title.split())
-            if short != full:
-                row["description"] = shorten(full, MAX_ROW_DESCRIPTION_CHARS)
-            rows.append(row)
-        interactive = {"type": "list", "body": {"text": body},
-                       "action": {"button": shorten(t("list_button", lang), MAX_LIST_BUTTON_CHARS),
-                                  "sections": [{"rows": rows}]}}
-    return leading + [{"type": "interactive", "interactive": interactive}]
-
-
-def payload_for_reply(reply_id: str, title: str | None, buttons: list | None) -> str:
-    """Map an interactive reply's id back to the payload of the bot's button."""
-    for b in buttons or []:
-        if not isinstance(b, dict):
-            continue
-        payload = b.get("payload") if isinstance(b.get("payload"), str) else b.get("title")
-        if isinstance(payload, str) and reply_id in (button_id(payload, MAX_BUTTON_ID_CHARS),
-                                                     button_id(payload, MAX_ROW_ID_CHARS)):
-            return payload
-    if reply_id.startswith("/"):
-        return reply_id
-    return title or reply_id
 
 
 # --- inbound parsing ------------------------------------------------------------------------
@@ -214,6 +92,7 @@ class WaMessage:
     type: str
     text: str = ""
     unsupported: bool = False
+    window_only: bool = False  # not answered, not stored as a message: it only opens the 24-hour window
     context_id: str | None = None
     reply_id: str | None = None
     reply_title: str | None = None
@@ -232,7 +111,10 @@ def _dict(v) -> dict:
     return v if isinstance(v, dict) else {}
 
 
-_ID = re.compile(r"^[A-Za-z0-9.+_:=-]{1,128}$")
+# A sender's phone number (wa_id, digits) or business-scoped user id: a BSUID is a country code, a dot and
+# up to 128 letters and digits ("US.13491208655302741918", 131 characters at most), a parent BSUID has
+# "ENT." after the country code. Up to 255 (the identity column) so a longer id Meta may send is kept.
+_ID = re.compile(r"^[A-Za-z0-9.+_:=-]{1,255}$")
 
 
 def _int(v) -> int | None:
@@ -317,6 +199,11 @@ def _parse_message(m: dict, contacts: list[dict]) -> WaMessage | None:
             out.meta.update(wa_reply_type="template_button", reply_title=label)
         else:
             out.unsupported = True
+    elif kind in WINDOW_ONLY_TYPES:
+        out.window_only = True
+        reaction = _dict(m.get("reaction"))
+        if _str(reaction.get("message_id")):
+            out.meta.update(reaction_to=reaction["message_id"][:255], emoji=(_str(reaction.get("emoji")) or "")[:16])
     elif kind in IGNORED_TYPES:
         log.info("whatsapp: %s message %s from %s ignored", kind, wamid, out.source_id)
         return None

@@ -23,19 +23,23 @@ from .whatsapp_api import (
     CODE_PAIR_RATE_LIMIT,
     CONFIRM_GRACE_SECONDS,
     MAX_SEND_ATTEMPTS,
+    MAX_THROUGHPUT_WAIT_SECONDS,
     NAME,
-    PAIR_RATE_LIMIT_BACKOFF_SECONDS,
+    PAIR_PACING_SECONDS,
+    PAIR_RATE_SECONDS,
+    RATE_LIMIT_BACKOFF_SECONDS,
     SERVICE_WINDOW,
     _BSUID,
     _int,
-    render,
 )
+from .whatsapp_render import render
 
 log = logging.getLogger(__name__)
 
 
 class WhatsAppSending:
-    """Needs from the channel: app, api, sessionmaker, _customer_locks, _message_locks, _stopping."""
+    """Needs from the channel: app, api, settings, sessionmaker, _customer_locks, _message_locks,
+    _stopping and _pair_pacing (recipient -> (pacing until, last send), monotonic seconds)."""
 
     async def deliver(self, recipient: Recipient, replies: list[Reply], *, message_ids: list[str] | None = None,
                       sender_type: str = "agent") -> DeliveryResult:
@@ -70,17 +74,33 @@ class WhatsAppSending:
         return {"recipient": wa.get("user_id") or source_id}
 
     async def _window_open(self, contact: Contact) -> bool:
+        """Within 24 hours of the customer's last message: a stored one, or a reaction (recorded on the
+        contact), unless Meta said the window is closed (131047) after it."""
         async with self.sessionmaker() as session:
             rows = await repo.recent_inbound(session, contact.id, NAME)
-        last = None
-        for r in rows:
-            ts = _int((r.meta or {}).get("wa_timestamp"))
-            at = datetime.fromtimestamp(ts, timezone.utc) if ts else r.created_at
-            if at is not None and at.tzinfo is None:
-                at = at.replace(tzinfo=timezone.utc)
-            if at is not None and (last is None or at > last):
-                last = at
-        return last is not None and datetime.now(timezone.utc) - last < SERVICE_WINDOW
+            fresh = await session.get(Contact, contact.id, populate_existing=True)
+        wa = ((fresh or contact).attributes or {}).get("whatsapp") or {}
+        times = [_int((r.meta or {}).get("wa_timestamp")) or _epoch(r.created_at) for r in rows]
+        times.append(_int(wa.get("last_activity_at")))
+        last = max((ts for ts in times if ts), default=None)
+        if last is None:
+            return False
+        closed = _int(wa.get("window_closed_at"))
+        if closed is not None and closed > last:  # (a message in the same second may have reopened it)
+            return False
+        return datetime.now(timezone.utc) - datetime.fromtimestamp(last, timezone.utc) < SERVICE_WINDOW
+
+    async def _note_window_closed(self, contact_id: int, at: int) -> None:
+        """Meta refused a message with 131047: nothing more is sent until the customer writes again."""
+        async with self.sessionmaker() as session:
+            contact = await session.get(Contact, contact_id)
+            if contact is None:
+                return
+            attrs = dict(contact.attributes or {})
+            wa = dict(attrs.get("whatsapp") or {})
+            if (_int(wa.get("window_closed_at")) or 0) < at:
+                contact.attributes = {**attrs, "whatsapp": {**wa, "window_closed_at": at}}
+                await session.commit()
 
     async def _send_messages(self, conv: Conversation, contact: Contact, rows: list[Message], lang: str | None,
                              source_id: str | None = None) -> DeliveryResult:
@@ -105,6 +125,8 @@ class WhatsAppSending:
                 first_error = first_error or kind
                 if kind in BATCH_FATAL_KINDS:
                     fatal = kind
+                if kind == "outside_24h_window":
+                    await self._note_window_closed(contact.id, int(time.time()))
         return DeliveryResult(first_error is None, ids, first_error)
 
     async def _record_failure(self, row: Message, kind: str, meta: dict) -> None:
@@ -147,23 +169,46 @@ class WhatsAppSending:
         return True, last_wamid, None
 
     async def _send_with_retries(self, row: Message, part: int, payload: dict) -> ApiResult:
+        """Send one part. Rate limits are waited out as Meta advises until rate_limit_retry_seconds have
+        passed (a message Meta would still accept is not marked failed); other retryable errors are
+        tried MAX_SEND_ATTEMPTS times."""
+        recipient = payload.get("to") or payload.get("recipient") or ""
+        give_up_at = time.monotonic() + self.settings.rate_limit_retry_seconds
         delay = BACKOFF_SECONDS
-        res = ApiResult(False, kind="not_attempted")
-        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+        other_failures = pair_refusals = throughput_refusals = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._pace(recipient)
             res = await self.api.post(payload)
             res.attempts = attempt
             if res.ok:
+                self._sent_to(recipient)
                 if not res.wamid:
                     res.wamid = await self._wamid_from_webhook(row, part)
                 return res
-            if not res.retryable or attempt == MAX_SEND_ATTEMPTS or self._stopping and attempt > 1:
+            if not res.retryable:
                 return res
-            wait = delay * (1 + random.random() * 0.25)
             if res.code == CODE_PAIR_RATE_LIMIT:
-                wait = max(wait, PAIR_RATE_LIMIT_BACKOFF_SECONDS * attempt)
+                wait = RATE_LIMIT_BACKOFF_SECONDS * 4 ** pair_refusals
+                pair_refusals += 1
+                self._start_pacing(recipient)
+            elif res.kind == "rate_limited":
+                wait = min(RATE_LIMIT_BACKOFF_SECONDS * 2 ** throughput_refusals, MAX_THROUGHPUT_WAIT_SECONDS)
+                throughput_refusals += 1
+            else:
+                other_failures += 1
+                if other_failures == MAX_SEND_ATTEMPTS or self._stopping and attempt > 1:
+                    return res
+                wait = delay * (1 + random.random() * 0.25)
+                delay *= 2
+            if res.kind in ("pair_rate_limited", "rate_limited") and time.monotonic() + wait > give_up_at:
+                log.warning("whatsapp: %s (part %d) still refused (%s) after %d attempts; given up", row.public_id,
+                            part, res.kind, attempt)
+                return res
             if res.ambiguous:
                 wait = max(wait, CONFIRM_GRACE_SECONDS)
-            log.info("whatsapp: sending %s (part %d) failed (%s, attempt %d); retrying in %.1f s", row.public_id,
+            log.info("whatsapp: sending %s (part %d) failed (%s, attempt %d); retrying in %.2f s", row.public_id,
                      part, res.kind, attempt, wait)
             if res.ambiguous:
                 # It may have gone through: Meta then sends a status echoing our callback data.
@@ -173,8 +218,33 @@ class WhatsAppSending:
                     return ApiResult(True, 200, None, wamid=wamid, confirmed_by_webhook=True, attempts=attempt)
             else:
                 await asyncio.sleep(wait)
-            delay *= 2
-        return res
+
+    # Meta's pair rate limit: after a 131056 the customer's next messages go out PAIR_RATE_SECONDS apart.
+
+    async def _pace(self, recipient: str) -> None:
+        paced = self._pair_pacing.get(recipient)
+        if paced is None:
+            return
+        until, last_sent = paced
+        now = time.monotonic()
+        if now > until:
+            self._pair_pacing.pop(recipient, None)
+        elif last_sent + PAIR_RATE_SECONDS > now:
+            await asyncio.sleep(last_sent + PAIR_RATE_SECONDS - now)
+
+    def _start_pacing(self, recipient: str) -> None:
+        now = time.monotonic()
+        if len(self._pair_pacing) > 10_000:
+            for key in [k for k, (until, _) in self._pair_pacing.items() if until < now]:
+                del self._pair_pacing[key]
+        # the refused message itself is retried after 4^X seconds; the pacing starts with the next one
+        last_sent = self._pair_pacing.get(recipient, (0.0, now - PAIR_RATE_SECONDS))[1]
+        self._pair_pacing[recipient] = (now + PAIR_PACING_SECONDS, last_sent)
+
+    def _sent_to(self, recipient: str) -> None:
+        paced = self._pair_pacing.get(recipient)
+        if paced is not None:
+            self._pair_pacing[recipient] = (paced[0], time.monotonic())
 
     async def _wait_for_status(self, row: Message, part: int, seconds: float) -> str | None:
         deadline = time.monotonic() + seconds
@@ -188,3 +258,9 @@ class WhatsAppSending:
         async with self.sessionmaker() as session:
             fresh = await session.get(Message, row.id, populate_existing=True)
             return ((fresh.meta or {}).get("wa_parts") or {}).get(str(part)) if fresh else None
+
+
+def _epoch(at: datetime | None) -> int | None:
+    if at is None:
+        return None
+    return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..payloads import is_payload
 from ..store.models import Agent, ConversationNote, Message
 
 BOT, PENDING, OPEN, RESOLVED = "bot", "pending", "open", "resolved"
@@ -80,12 +81,18 @@ def priority_of(event: dict) -> int:
 
 
 def message_dict(m: Message) -> dict:
+    """A message as the agents' inbox shows it. A button's payload ("/affirm") means nothing to a
+    person: a customer's click reads as the button's title (``clicked``), a bot's buttons as titles."""
     meta = m.meta or {}
+    text, clicked = m.text, False
+    if m.sender_type == "customer" and is_payload(text) and isinstance(meta.get("title"), str) and meta["title"]:
+        text, clicked = meta["title"], True
     out = {"id": m.public_id, "direction": m.direction, "sender_type": m.sender_type, "channel": m.channel,
-           "text": m.text, "created_at": iso(m.created_at), "delivery_status": m.delivery_status}
+           "text": text, "created_at": iso(m.created_at), "delivery_status": m.delivery_status}
+    if clicked:
+        out["clicked"] = True
     if m.buttons:
-        out["buttons"] = [{"title": b.get("title"), "payload": b.get("payload")} for b in m.buttons
-                          if isinstance(b, dict)]
+        out["buttons"] = [{"title": b.get("title")} for b in m.buttons if isinstance(b, dict) and b.get("title")]
     if m.sender_type == "agent":
         out["agent"] = {"id": meta.get("agent_id"), "name": meta.get("agent_name")}
     return out

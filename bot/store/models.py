@@ -161,6 +161,17 @@ class WebhookOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+
+class InboundBatch(Base):
+    """A platform's verified webhook body with many updates (WhatsApp sends up to 1000 in one POST),
+    stored in one write before the platform is answered and deleted once every message and status in it
+    is stored (migration 0008_inbound_batches)."""
+    __tablename__ = "inbound_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 # --- the editors' workspace (migration 0005_editor): its models live in their own module ---------
 from .editor_models import KbArticle, KbArticleVersion, KbAuditEntry, KbReview  # noqa: E402,F401
 

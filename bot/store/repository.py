@@ -133,6 +133,16 @@ async def find_outbound_by_meta_text(session: AsyncSession, channel: str, needle
     )).scalar_one_or_none()
 
 
+async def recent_buttons(session: AsyncSession, contact_id: int, channel: str, limit: int = 20) -> list[list]:
+    """The buttons of the latest messages sent to a contact on a channel, newest first (what a button
+    click answers; its payload is looked up there)."""
+    rows = (await session.execute(
+        select(Message.buttons).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.contact_id == contact_id, Conversation.channel == channel, Message.direction == "out")
+        .order_by(Message.id.desc()).limit(limit))).scalars().all()
+    return [b for b in rows if isinstance(b, list) and b]
+
+
 async def contact_by_identity(session: AsyncSession, channel: str, source_id: str) -> Contact | None:
     return (await session.execute(
         select(Contact).join(ContactIdentity).where(ContactIdentity.channel == channel,

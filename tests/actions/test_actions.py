@@ -109,7 +109,8 @@ async def test_close_candidates_are_offered_as_buttons(kb):
     from actions.texts import response_text
 
     assert clarify["buttons"][-1]["title"] == response_text("utter_kb_none_of_these", "de") != "None of these"
-    assert slots(events)["kb_candidates"]
+    offered = [json.loads(p[len("/choose_article"):])["article_group"] for p in payloads[:-1]]
+    assert slots(events)["kb_candidates"] == offered  # what "none of these" and a choice are checked against
 
 
 async def test_choosing_an_option_answers_that_article(kb):
@@ -143,6 +144,9 @@ async def test_not_helpful_offers_the_next_best_then_a_person(kb):
     assert [m.get("response") for m in d2.messages if m.get("response")] == ["utter_sorry_not_helpful"]
     s2 = slots(events2)
     assert s2["handoff_requested"] is True and s2["handoff_reason"] == "not_helpful" and s2["unhelpful_count"] == 2
+    # the gateway hears that a person is on the way (a form left unfinished is no success of the bot)
+    assert {"event": "handoff_requested", "reason": "not_helpful"} in customs(d2)
+    assert not any(c["event"] == "handoff_requested" for c in customs(d))  # the first "no" offered an article
 
 
 async def test_no_with_nothing_else_to_offer_offers_a_person(kb):
@@ -154,6 +158,7 @@ async def test_no_with_nothing_else_to_offer_offers_a_person(kb):
     assert [m.get("response") for m in d.messages if m.get("response")] == ["utter_offer_human"]
     s = slots(events)
     assert s["human_offered"] is True and s["handoff_requested"] is False and s["handoff_reason"] == "not_helpful"
+    assert not any(c["event"] == "handoff_requested" for c in customs(d))  # only offered, not accepted
 
 
 async def test_yes_after_the_offer_of_a_person_starts_the_hand_off_with_the_bots_reason(kb):
@@ -163,7 +168,8 @@ async def test_yes_after_the_offer_of_a_person_starts_the_hand_off_with_the_bots
     events = await ActionKBFeedback().run(d, t, {})
     s = slots(events)
     assert s["handoff_requested"] is True and s["handoff_reason"] == "kb_no_answer"
-    assert d.messages == []  # the form speaks next
+    assert customs(d) == [{"event": "handoff_requested", "reason": "kb_no_answer"}]
+    assert [m for m in d.messages if m.get("response") or m.get("text")] == []  # the form speaks next
 
 
 async def test_hand_off_event_carries_reason_summary_articles_and_captured_fields(kb):
@@ -190,7 +196,8 @@ async def test_frustration_says_sorry_first_and_hands_off_with_negative_sentimen
     d = CollectingDispatcher()
     t = load_tracker("faq_question_de.json", latest_message=message("Das ist doch lächerlich!", "complain"))
     events = await ActionPrepareHandoff().run(d, t, {})
-    assert [m.get("response") for m in d.messages] == ["utter_sorry_frustration"]
+    assert [m.get("response") for m in d.messages if m.get("response")] == ["utter_sorry_frustration"]
+    assert customs(d) == [{"event": "handoff_requested", "reason": "frustration"}]
     assert slots(events)["handoff_reason"] == "frustration"
     d2 = CollectingDispatcher()
     t2 = load_tracker("faq_question_de.json", latest_message=message("x", "complain"),

@@ -52,12 +52,9 @@ async def test_a_missing_translation_redirects_and_an_unknown_article_is_404(gat
     status, headers, _ = await fetch(gateway, "/help/ja/no-such-group")
     assert status == 404
     async with gateway.app[SESSIONMAKER]() as session:
-        locales = {a.locale for a in (await session.execute(
-            select(KbArticle).where(KbArticle.status == "published"))).scalars()}
         groups = {}
         for a in (await session.execute(select(KbArticle).where(KbArticle.status == "published"))).scalars():
             groups.setdefault(a.group_id, set()).add(a.locale)
-    assert "en" in locales
-    only_en = next(g for g, ls in sorted(groups.items()) if ls == {"en"})
+    only_en = next(g for g, ls in sorted(groups.items()) if ls == {"en"})  # no Japanese translation
     status, headers, _ = await fetch(gateway, f"/help/ja/{only_en}")
     assert status == 302 and headers["Location"] == f"/help/en/{only_en}"

@@ -30,6 +30,22 @@ def test_bad_values_are_rejected_with_the_key_named(key, value, message):
         Settings.from_env({key: value})
 
 
+WHATSAPP = {"WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_APP_SECRET": "s", "WHATSAPP_ACCESS_TOKEN": "t",
+            "WHATSAPP_PHONE_NUMBER_ID": "1"}
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("WHATSAPP_WEBHOOK_MAX_BYTES", "lots", "WHATSAPP_WEBHOOK_MAX_BYTES must be a number"),
+    ("WHATSAPP_WEBHOOK_MAX_BYTES", "1000", "WHATSAPP_WEBHOOK_MAX_BYTES must be at least 65536"),
+    ("WHATSAPP_RATE_LIMIT_RETRY_SECONDS", "-1", "WHATSAPP_RATE_LIMIT_RETRY_SECONDS must not be negative"),
+])
+def test_bad_whatsapp_limits_are_rejected_with_the_key_named(key, value, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env({**WHATSAPP, key: value})
+    s = Settings.from_env(WHATSAPP).whatsapp
+    assert (s.webhook_max_bytes, s.rate_limit_retry_seconds) == (8 * 1024 * 1024, 1800.0)
+
+
 def test_settings_file_is_read_and_the_environment_wins(tmp_path):
     f = tmp_path / "settings.env"
     f.write_text("# comment\nGATEWAY_PORT=9001\nexport LOG_LEVEL='debug'\nRASA_PORT=6000\n", encoding="utf-8")

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from bot.store import sqlite_inline
 from bot.store.db import make_engine, sessionmaker, upgrade
@@ -85,7 +86,7 @@ async def test_a_failed_write_releases_the_lock(sm):
         await s.execute(INSERT, {"p": "a"})
         await s.commit()
     async with make() as s:
-        with pytest.raises(Exception):
+        with pytest.raises(IntegrityError, match="UNIQUE constraint failed: contacts.public_id"):
             await s.execute(INSERT, {"p": "a"})  # public_id is unique
         await s.rollback()
     async with make() as s:

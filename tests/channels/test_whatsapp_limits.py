@@ -3,15 +3,16 @@ than the limit is answered by the bot up to it; the rest is stored (status rate_
 nothing sent to Rasa) and the customer is told once, in its language; another number is unaffected."""
 from __future__ import annotations
 
-import asyncio
-
 from bot.i18n import t
+from bot.ratelimit import LIMITER
 
-from .test_whatsapp_channel import wa, wait_until, whatsapp_gateway
+from ..conftest import SteppedClock
+from .test_whatsapp_channel import wa, wait_idle, wait_until, whatsapp_gateway
 
 
 async def test_a_number_over_the_limit_is_stored_told_once_and_not_answered(tmp_path):
     async with whatsapp_gateway(tmp_path, rate_limit_whatsapp_per_minute=3) as gw:
+        gw.app[LIMITER].clock = SteppedClock(1_800_000_000.0)  # all seven in one minute, however slow
         user, other = wa(), wa()
         for i in range(6):
             await gw.sim.send_text(user, f"Frage Nummer {i}: wo ist mein Paket?")
@@ -20,7 +21,7 @@ async def test_a_number_over_the_limit_is_stored_told_once_and_not_answered(tmp_
         notice = t("rate_limited", "de")
         await wait_until(lambda: any(m["payload"].get("text", {}).get("body") == notice
                                      for m in gw.sim.messages_to(user)), what="the slow-down notice")
-        await asyncio.sleep(0.5)
+        await wait_idle(gw, "the answers and notices to be done")
         asked = [r["message"] for r in gw.rasa.received]
         assert [q for q in asked if q.startswith("Frage")] == [f"Frage Nummer {i}: wo ist mein Paket?" for i in range(3)]
         assert "Where is my parcel?" in asked

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bot.channels.whatsapp_api import (button_id, classify, country_language, parse_notification, payload_for_reply,
-                                   render, split_text, verify_signature)
+from bot.channels.whatsapp_api import classify, country_language, parse_notification, verify_signature
+from bot.channels.whatsapp_render import button_id, payload_for_reply, render, reply_ids, split_text
 from bot.router import Reply
 from tests.whatsapp_sim import GraphError, validate_content
 
@@ -118,6 +118,40 @@ def test_reply_ids_map_back_to_payloads():
     assert button_id("/affirm", 256) == "/affirm"
 
 
+def test_buttons_with_the_same_payload_get_ids_unique_in_the_message_that_map_back_to_it():
+    # Meta refuses (400) a message whose reply ids repeat; the simulator's validator does the same.
+    buttons = [{"title": "Yes", "payload": "/affirm"}, {"title": "Sure", "payload": "/affirm"},
+               {"title": "No", "payload": "/deny"}]
+    [part] = valid(render(Reply("Did that help?", buttons), "en"))
+    ids = [b["reply"]["id"] for b in part["interactive"]["action"]["buttons"]]
+    assert ids[0] == "/affirm" and ids[2] == "/deny" and len(set(ids)) == 3
+    assert payload_for_reply(ids[1], "Sure", buttons) == "/affirm"  # through the message replied to
+    assert payload_for_reply(ids[1], "Sure", None) == "/affirm"  # and from the id alone
+    assert payload_for_reply(ids[0], "Yes", buttons) == "/affirm"
+    # list rows, long (hashed) payloads included
+    long = '/choose_article{"article_group":"%s"}' % ("x" * 300)
+    rows = [{"title": f"Option {i}", "payload": p} for i, p in enumerate(["/a", "/a", long, long, "/a", "/b"])]
+    [part] = valid(render(Reply("Which one?", rows), "en"))
+    row_ids = [r["id"] for r in part["interactive"]["action"]["sections"][0]["rows"]]
+    assert len(set(row_ids)) == 6 and all(len(r) <= 200 for r in row_ids)
+    assert [payload_for_reply(r, None, rows) for r in row_ids] == ["/a", "/a", long, long, "/a", "/b"]
+    assert reply_ids(["/a", "/a", "/a"], 256) == ["/a", "#1:/a", "#2:/a"]
+
+
+def test_a_list_has_a_titled_section_and_a_body_of_up_to_4096_characters():
+    buttons = [{"title": f"Artikel {i}", "payload": f"/choose_article{{\"article_group\":\"a{i}\"}}"} for i in range(5)]
+    text = "Meinten Sie einen dieser Artikel? " * 60  # ~2000 characters: too long for buttons, not for a list
+    [part] = valid(render(Reply(text, buttons), "de"))  # one message, not text + list
+    inter = part["interactive"]
+    assert inter["type"] == "list" and inter["body"]["text"] == text.strip()
+    assert inter["action"]["sections"][0]["title"] == "Optionen"
+    parts = valid(render(Reply("x " * 2500, buttons), "ja"))  # 5000 characters: text, then a list
+    assert [p["type"] for p in parts] == ["text", "interactive"]
+    assert parts[1]["interactive"]["action"]["sections"][0]["title"] == "選択肢"
+    parts = valid(render(Reply(text, buttons[:2]), "en"))  # reply buttons still take 1024 at most
+    assert [p["type"] for p in parts] == ["text", "interactive"]
+
+
 def test_render_output_always_passes_metas_validation():
     for n in range(0, 13):
         buttons = [{"title": "T" * (5 + 3 * i), "payload": f"/p{i}"} for i in range(n)]
@@ -173,6 +207,20 @@ def test_parse_keys_contacts_on_the_business_scoped_user_id_when_present():
     assert m.source_id == "905321234567"
 
 
+def test_business_scoped_user_ids_of_131_characters_and_parent_ids_are_kept():
+    bsuid = "US." + "7" * 128  # a country code, a dot and up to 128 letters and digits
+    parent = "US.ENT." + "A1" * 64
+    for user_id in (bsuid, parent):
+        body = _notification(contacts=[{"profile": {"name": "Dee"}, "user_id": user_id}],
+                             messages=[{"from_user_id": user_id, "id": "wamid.b" + str(len(user_id)), "timestamp": "1",
+                                        "type": "text", "text": {"body": "hello"}}])
+        [m], _ = parse_notification(body, "100")
+        assert m.source_id == user_id and m.wa_id is None
+    body = _notification(contacts=[{"user_id": "US.\x00bad"}], messages=[{"from_user_id": "US.\x00bad", "id": "w",
+                                                                          "type": "text", "text": {"body": "x"}}])
+    assert parse_notification(body, "100") == ([], [])  # not an id at all
+
+
 def test_parse_replies_media_and_things_to_ignore():
     msgs = [
         {"from": "1", "id": "w1", "timestamp": "1", "type": "interactive", "context": {"from": "1555", "id": "wamid.ctx"},
@@ -187,7 +235,7 @@ def test_parse_replies_media_and_things_to_ignore():
     ]
     parsed, _ = parse_notification(_notification(contacts=[{"profile": {"name": "X"}, "wa_id": "1"}], messages=msgs), "100")
     by_id = {m.wamid: m for m in parsed}
-    assert "w5" not in by_id  # reactions need no answer
+    assert by_id["w5"].window_only and by_id["w5"].meta["emoji"] == "👍"  # not answered: it opens the window
     assert (by_id["w1"].reply_id, by_id["w1"].context_id, by_id["w1"].meta["wa_reply_type"]) == ("/affirm", "wamid.ctx",
                                                                                                "button_reply")
     assert by_id["w2"].reply_id == "/deny" and by_id["w2"].meta["wa_reply_type"] == "list_reply"
@@ -208,6 +256,8 @@ def test_parse_ignores_other_phone_numbers_and_other_objects():
 @pytest.mark.parametrize("http,code,kind,retry", [
     (400, 131047, "outside_24h_window", False),
     (429, 130429, "rate_limited", True),
+    (400, 131057, "rate_limited", True),  # throughput being upgraded (up to a minute)
+    (400, 80007, "rate_limited", True),
     (400, 131056, "pair_rate_limited", True),
     (500, 131000, "server_error", True),
     (503, None, "server_error", True),
@@ -244,3 +294,20 @@ def test_the_simulator_validator_rejects_what_meta_rejects():
     assert "Max length: 20" in e.value.details
     json.dumps(e.value.body())  # serialisable, Meta's shape
     assert set(e.value.body()["error"]) >= {"message", "type", "code", "fbtrace_id"}
+
+
+def _list(body: str, section: dict) -> dict:
+    return {"interactive": {"type": "list", "body": {"text": body},
+                            "action": {"button": "Go", "sections": [{"rows": [{"id": "r", "title": "t"}], **section}]}}}
+
+
+def test_the_simulator_validator_takes_list_bodies_up_to_4096_and_wants_a_section_title():
+    validate_content("interactive", _list("y" * 4096, {"title": "Options"}))
+    for body, section, limit in (("y" * 4097, {"title": "Options"}, "4096"), ("y", {}, "Section title"),
+                                 ("y", {"title": "z" * 25}, "Max length: 24")):
+        with pytest.raises(GraphError) as e:
+            validate_content("interactive", _list(body, section))
+        assert limit in e.value.details
+    with pytest.raises(GraphError):  # reply buttons keep their 1024
+        validate_content("interactive", {"interactive": {"type": "button", "body": {"text": "z" * 1025}, "action": {
+            "buttons": [{"type": "reply", "reply": {"id": "b", "title": "ok"}}]}}})

@@ -15,6 +15,7 @@ from bot.keys import SESSIONMAKER
 from bot.settings import Settings
 from bot.stack import free_port
 
+from ..conftest import require_service
 from ..inbox.conftest import PASSWORD, start_gateway
 
 ACCOUNTS = {"ada": ("admin", "Ada Admin"), "eve": ("editor", "Eve Editor"), "ed": ("editor", "Ed Second"),
@@ -111,15 +112,13 @@ def _pg(sql: str) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """The gateway database: a SQLite file, or a new database on the machine's PostgreSQL (dropped
-    afterwards; skipped when there is none)."""
+    afterwards; without one it fails under CI=true, else it is skipped: tests/conftest.py's missing_service)."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
         return
     name = f"editor_{uuid.uuid4().hex[:10]}"
-    try:
+    with require_service("PostgreSQL", PG_ADMIN_URL):
         _pg(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server, no rights: the SQLite run still covers the behaviour
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {exc}")
     yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
     _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -5,17 +5,16 @@ an overwrite; HTML in a title is shown as text; an agent gets no editor. Screens
 tests/artifacts/ (editor-list.png, editor-article.png)."""
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from knowledge_base.config import PROJECT_ROOT
 
-from ..conftest import ARTIFACTS
+from ..conftest import ARTIFACTS, playwright_api
 from ..inbox.conftest import PASSWORD
 from ..inbox.stack_helpers import SyncAgent, request
 from ..inbox.test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
@@ -54,9 +53,8 @@ def sign_in(page, url: str, email: str) -> None:
     page.click("#login-form button[type=submit]")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Chromium is not installed")
 def test_write_review_publish_roll_back_in_the_browser(running_stack):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api("sync")
     expect = sync_api.expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     url = running_stack.url
@@ -85,13 +83,25 @@ def test_write_review_publish_roll_back_in_the_browser(running_stack):
             expect(page.locator("#edit-preview a")).to_have_attribute("href", "/offices")
             expect(page.locator("#edit-preview h3")).to_have_text("Ordering")
             expect(page.locator("#edit-preview ul li")).to_have_count(2)
+            # Enter in the "also asked as" box adds the question; it does not save the form
             page.fill("#question-new", "Do you deliver coffee to businesses?")
+            page.press("#question-new", "Enter")
+            expect(page.locator("#question-list li")).to_have_count(1)
+            expect(page.locator("#question-list li").first).to_contain_text("Do you deliver coffee to businesses?")
+            expect(page.locator("#question-new")).to_have_value("")
+            expect(page.locator("#question-new")).to_be_focused()
+            expect(page.locator("#edit-meta")).to_have_text("New article")  # nothing was saved
+            page.fill("#question-new", "Coffee for the office?")
             page.click("#question-add")
+            page.fill("#question-new", "Can you supply our office kitchen?")  # typed, then Save: kept too
             page.click("#save-button")
             expect(page.locator("#edit-meta")).to_contain_text("Version 1")
+            expect(page.locator("#question-list li")).to_have_count(3)  # as saved: the server's version 1
             expect(page.locator("#publish-button")).to_be_hidden()  # a draft needs a review first
             page.click("#submit-button")
             expect(page.locator("#edit-meta")).to_contain_text("in review")
+            expect(page.locator("#edit-meta")).to_contain_text(
+                "Cannot publish yet: the latest version needs an approval by a second editor")
             assert link not in bot_text(running_stack, question), "not published yet"
 
             # a second editor approves and publishes; the bot answers with it
@@ -104,6 +114,10 @@ def test_write_review_publish_roll_back_in_the_browser(running_stack):
             page2.click("#approve-button")
             page2.click("#publish-button")
             expect(page2.locator("#edit-meta")).to_contain_text("live (version 1)", timeout=60_000)
+            # one consistent status: published and live, nothing about not being publishable
+            expect(page2.locator("#edit-meta")).to_have_text(re.compile(
+                r"^Version 1 · published · live \(version 1\) · by [^.]+\. Published: the bot answers with it now\.$"))
+            expect(page2.locator("#publish-button")).to_be_hidden()
             assert link in bot_text(running_stack, question)
 
             # a new version, its diff, and a roll back to version 1

@@ -9,7 +9,9 @@ import pytest
 
 from bot.keys import SESSIONMAKER
 from bot.store import repository as repo
+from knowledge_base.articles import load_markdown_folder
 from knowledge_base.clustering import cluster_texts
+from knowledge_base.config import PROJECT_ROOT
 from knowledge_base.encoders import load_encoder
 
 GIFT = [("Can I buy a gift card for a friend?", "en"), ("Do you sell gift vouchers?", "en"),
@@ -93,8 +95,8 @@ async def test_the_gaps_api_on_seeded_conversations(live_gateway):
     gift = body["topics"][0]
     assert set(gift["questions"]) == {t for t, _ in GIFT} and set(gift["languages"]) == {"en", "de", "tr", "ja"}
     never = {a["group"] for a in body["never_shown"]}
-    assert "cancel-subscription" not in never and "pause-subscription" not in never
-    assert "change-delivery-address" in never or len(never) > 40
+    published = {a.group for a in load_markdown_folder(PROJECT_ROOT / "data" / "knowledge_base").articles}
+    assert never == published - {"cancel-subscription", "pause-subscription"}  # the only ones shown
     assert body["collisions"][0] == {"groups": ["cancel-subscription", "pause-subscription"], "count": 2,
                                      "how": ["clarify", "not_helpful_then_next_best"]}
 

@@ -13,6 +13,8 @@ import pytest
 
 from bot.stack import free_port
 
+from ..conftest import missing_service, require_service
+
 
 def _pg_bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -84,12 +86,10 @@ class PrivateRedis:
 @pytest.fixture
 def private_postgres(tmp_path):
     if not _pg_bin("initdb") or not _pg_bin("pg_ctl"):
-        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        missing_service("PostgreSQL", "its server programs (initdb, pg_ctl) are not installed")
     pg = PrivatePostgres(Path(f"/tmp/pg-{os.getpid()}-{tmp_path.name}"))
-    try:
+    with require_service("PostgreSQL", f"a private server in {pg.root} could not be started"):
         pg.init()
-    except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"a private PostgreSQL could not be started: {exc}")
     yield pg
     pg.stop("immediate")
     shutil.rmtree(pg.root, ignore_errors=True)
@@ -98,7 +98,7 @@ def private_postgres(tmp_path):
 @pytest.fixture
 def private_redis(tmp_path):
     if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
+        missing_service("Redis", "redis-server is not installed")
     r = PrivateRedis(tmp_path / "redis")
     r.start()
     yield r

@@ -144,12 +144,14 @@ async def test_killing_the_action_server_and_a_rasa_server_under_load_loses_noth
             stop.set()
             await asyncio.gather(*running)
 
-        # the widget's deferred messages are answered within a few rounds of bot.deferred
+        # the widget's deferred messages of this test are answered within a few rounds of bot.deferred
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with stack.db() as db:
-                waiting = db.execute("SELECT count(*) FROM messages WHERE direction = 'in' AND channel = 'webchat' "
-                                     "AND delivery_status IN ('deferred', 'received')").fetchone()[0]
+                waiting = db.execute("SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                                     "JOIN contact_identities i ON i.contact_id = c.contact_id WHERE m.direction = 'in' "
+                                     "AND m.channel = 'webchat' AND m.delivery_status IN ('deferred', 'received') "
+                                     "AND i.source_id LIKE ?", (f"v{tag}w%",)).fetchone()[0]
             if not waiting:
                 break
             await asyncio.sleep(1)

@@ -69,19 +69,37 @@ class FakeAssistant:
         return web.json_response({"status": "ok"})
 
 
-@pytest.fixture
-async def assistant():
-    fake = FakeAssistant()
+async def serve(fake, search: bool = True) -> web.AppRunner:
+    """Serve a stand-in for Rasa's REST channel (and the action server's routes) on a free port."""
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", fake.webhook)
     app.router.add_get("/webhooks/rest/", fake.ok)
-    app.router.add_get("/search", fake.search)
     app.router.add_get("/ready", fake.ok)
+    if search:
+        app.router.add_get("/search", fake.search)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     fake.url = f"http://127.0.0.1:{port}"
+    return runner
+
+
+@pytest.fixture
+async def assistant():
+    fake = FakeAssistant()
+    runner = await serve(fake)
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def scripted():
+    """A stand-in for Rasa that answers exactly the turns a test queues (tests/inbox/scripted_bot.py)."""
+    from .scripted_bot import ScriptedAssistant
+
+    fake = ScriptedAssistant()
+    runner = await serve(fake, search=False)
     yield fake
     await runner.cleanup()
 

@@ -8,18 +8,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bot.keys import SESSIONMAKER
 from bot.store.models import Contact
 
-from ..conftest import ARTIFACTS
+from ..conftest import ARTIFACTS, playwright_api
 from .conftest import PASSWORD, make_settings, start_gateway
 from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 from .test_metrics import seed
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                                reason="Chromium is not installed")
 
 
 async def test_the_page_and_its_files_are_served_with_security_headers(gateway):
@@ -35,7 +30,7 @@ async def test_the_page_and_its_files_are_served_with_security_headers(gateway):
 
 
 async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
-    async_api = pytest.importorskip("playwright.async_api")
+    async_api = playwright_api("async")
     gw = await start_gateway(make_settings(tmp_path, assistant), tmp_path / "gw.db")
     async with gw.app[SESSIONMAKER]() as session:
         await seed(session)
@@ -81,9 +76,9 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
             await page.click("#filter-form button[type=submit]")
             kpi = lambda key: page.locator(f'[data-kpi="{key}"] .value')  # noqa: E731
             await expect(kpi("conversations")).to_have_text("6")
-            await expect(kpi("containment")).to_have_text("50 %")
+            await expect(kpi("containment")).to_have_text("33.3 %")
             await expect(kpi("handoff")).to_have_text("50 %")
-            await expect(kpi("fcr")).to_have_text("50 %")
+            await expect(kpi("fcr")).to_have_text("33.3 %")
             await expect(kpi("first_response")).to_have_text("6 min")  # median 360 s
             await expect(kpi("resolution")).to_have_text("35 min")  # median 2,100 s
             await expect(kpi("csat")).to_have_text("50 %")
@@ -136,8 +131,8 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
                 await page.click("#csv-daily")
             download = await info.value
             text = Path(await download.path()).read_text(encoding="utf-8")
-            assert text.splitlines()[0] == "date,conversations,handed_off,contained,csat_responses,csat_average"
-            assert text.splitlines()[3] == "2026-11-03,1,1,0,1,2.0"
+            assert text.splitlines()[0] == "date,conversations,handed_off,contained,not_resolved,csat_responses,csat_average"
+            assert text.splitlines()[3] == "2026-11-03,1,1,0,0,1,2.0"
 
             await page.select_option("#lang-select", "de")
             await expect(page.locator('[data-kpi="containment"] .label')).to_have_text("Self-Service-Quote")

@@ -6,22 +6,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bot.keys import SESSIONMAKER
 from bot.store import repository as repo
 from bot.store.models import Conversation, Message
 
-from ..conftest import ARTIFACTS
+from ..conftest import ARTIFACTS, playwright_api
 from .conftest import PASSWORD, make_settings, start_gateway
 from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                                reason="Chromium is not installed")
-
 
 async def test_churn_risk_upset_mark_and_confirm_and_link_in_the_browser(tmp_path, assistant):
-    async_api = pytest.importorskip("playwright.async_api")
+    async_api = playwright_api("async")
     gw = await start_gateway(make_settings(tmp_path, assistant, SENTIMENT="off"), tmp_path / "gw.db")
     try:
         await gw.add_agent("ben@example.com", "Ben Agent")

@@ -30,7 +30,7 @@ async def seed(session) -> dict:
     C3 C webchat en 11-03 12:00 answered, "did not help", "I want to cancel my subscription",
        hand-off frustration 12:02, agent 12:12, resolved 13:02, CSAT 2, NPS 3; C renews on 11-20
     C4 D rest tr 11-04 08:00 unanswered -> hand-off not_helpful 08:01, still pending
-    C5 A webchat en 11-05 15:00 clarify, no hand-off
+    C5 A webchat en 11-05 15:00 clarify, no hand-off, nothing chosen (no answer: not contained)
     C6 E whatsapp ja 11-07 23:30 answered            (E writes again 11-08 00:30, C7: not FCR)
     C0 F webchat en 10-31 23:59 (before the period)
     H1-H3 H webchat en 10-20, 10-21, 10-22, each unanswered (before the period; churn risk only)
@@ -126,10 +126,11 @@ async def test_every_metric_of_the_seeded_week(seeded):
     assert m["conversations"] == 6  # C1-C6 (C0 before, C7 after the week)
     assert (m["handed_off"], m["handoff_rate"]) == (3, 0.5)  # C2, C3, C4
     assert m["handoff_reasons"] == {"customer_request": 1, "frustration": 1, "not_helpful": 1}
-    assert (m["contained"], m["containment_rate"]) == (3, 0.5)  # C1, C5, C6
+    assert (m["contained"], m["containment_rate"]) == (2, 0.3333)  # C1, C6 (C5 was only asked to clarify)
+    assert m["outcomes"] == {"contained": 2, "handed_off": 3, "handoff_abandoned": 0, "misfired": 0, "no_answer": 1}
     assert m["resolved_by_agent"] == 2  # C2, C3
-    # FCR: C1 no (A again in C5), C2 yes, C3 yes, C4 no (pending), C5 yes, C6 no (E again in C7)
-    assert (m["first_contact_resolved"], m["fcr_rate"]) == (3, 0.5)
+    # FCR: C1 no (A again in C5), C2 yes, C3 yes, C4 no (pending), C5 no (not contained), C6 no (E again in C7)
+    assert (m["first_contact_resolved"], m["fcr_rate"]) == (2, 0.3333)
     # first responses 120 s (C2) and 600 s (C3); resolutions 600 s and 3,600 s
     assert m["first_response_seconds"] == {"count": 2, "median": 360.0, "p90": 600.0, "mean": 360.0}
     assert m["resolution_seconds"] == {"count": 2, "median": 2100.0, "p90": 3600.0, "mean": 2100.0}
@@ -138,12 +139,14 @@ async def test_every_metric_of_the_seeded_week(seeded):
     assert m["nps"] == {"responses": 2, "promoters": 1, "passives": 0, "detractors": 1, "nps": 0}
     assert (m["questions"], m["unanswered"], m["unanswered_rate"]) == (6, 2, 0.3333)
     assert {x["question"] for x in m["top_unanswered"]} == {"rechnung mit ust-idnr", "fatura"}
+    assert m["unanswered_other"] == {"questions": 0, "count": 0}
     assert m["by_channel"] == {"webchat": 3, "whatsapp": 2, "rest": 1}
     assert m["by_language"] == {"en": 3, "de": 1, "tr": 1, "ja": 1}
-    assert [(d["date"], d["conversations"], d["handed_off"], d["contained"], d["csat_average"]) for d in m["daily"]] == [
-        ("2026-11-01", 1, 0, 1, None), ("2026-11-02", 1, 1, 0, 5.0), ("2026-11-03", 1, 1, 0, 2.0),
-        ("2026-11-04", 1, 1, 0, None), ("2026-11-05", 1, 0, 1, None), ("2026-11-06", 0, 0, 0, None),
-        ("2026-11-07", 1, 0, 1, None)]
+    assert [(d["date"], d["conversations"], d["handed_off"], d["contained"], d["not_resolved"], d["csat_average"])
+            for d in m["daily"]] == [
+        ("2026-11-01", 1, 0, 1, 0, None), ("2026-11-02", 1, 1, 0, 0, 5.0), ("2026-11-03", 1, 1, 0, 0, 2.0),
+        ("2026-11-04", 1, 1, 0, 0, None), ("2026-11-05", 1, 0, 0, 1, None), ("2026-11-06", 0, 0, 0, 0, None),
+        ("2026-11-07", 1, 0, 1, 0, None)]
     # no action server here: the drivers say why they are missing instead of failing the page
     assert m["drivers"]["questions"] == 6 and m["drivers"]["topics"] == [] and "could not be grouped" in m["drivers"]["error"]
 
@@ -151,7 +154,8 @@ async def test_every_metric_of_the_seeded_week(seeded):
 async def test_filters_by_channel_and_language(seeded):
     gw, ada, _, _ = seeded
     _, web = await ada.get(WEEK + "&channel=webchat")
-    assert (web["conversations"], web["handed_off"], web["contained"], web["first_contact_resolved"]) == (3, 1, 2, 2)
+    # C1 contained but A wrote again, C3 handed off and resolved, C5 not contained
+    assert (web["conversations"], web["handed_off"], web["contained"], web["first_contact_resolved"]) == (3, 1, 1, 1)
     _, de = await ada.get(WEEK + "&language=de")
     assert (de["conversations"], de["csat"]["average"], de["nps"]["nps"]) == (1, 5.0, 100)
     for bad, message in (("from=2026-13-01", "dates"), ("from=2026-11-08&to=2026-11-01", "after"),
@@ -211,10 +215,14 @@ async def test_csv_exports(seeded):
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
         assert 'filename="summary-2026-11-01-2026-11-07.csv"' in r.headers["Content-Disposition"]
         summary = dict(csv.reader(io.StringIO(await r.text())))
-    assert (summary["conversations"], summary["containment_rate"], summary["fcr_rate"], summary["nps"]) == ("6", "0.5", "0.5", "0")
+    assert (summary["conversations"], summary["containment_rate"], summary["fcr_rate"], summary["nps"]) == (
+        "6", "0.3333", "0.3333", "0")
+    assert (summary["outcome_contained"], summary["outcome_no_answer"]) == ("2", "1")
     async with ada.http.get(gw.url + "/api/admin/metrics.csv?from=2026-11-01&to=2026-11-07&table=conversations") as r:
         rows = list(csv.DictReader(io.StringIO(await r.text())))
     assert [row["conversation"] for row in rows] == [ids[k] for k in ("C1", "C2", "C3", "C4", "C5", "C6")]
+    assert [row["outcome"] for row in rows] == ["contained", "handed_off", "handed_off", "handed_off", "no_answer",
+                                                "contained"]
     c3 = rows[2]
     assert (c3["reason"], c3["first_response_seconds"], c3["resolution_seconds"], c3["csat"]) == (
         "frustration", "600.0", "3600.0", "2")

@@ -132,7 +132,9 @@ async def test_claim_race_exactly_one_agent_wins(gateway, agents):
     ben, cleo = agents["ben"], agents["cleo"]
     for _ in range(5):
         await gateway.ask(sender(), "human")
-    for conv in await conversation_of(ben):
+    queue = await conversation_of(ben)
+    assert len(queue) == 5  # (the race below is run for each of them)
+    for conv in queue:
         results = await asyncio.gather(ben.post(f"/api/inbox/conversations/{conv['id']}/claim"),
                                        cleo.post(f"/api/inbox/conversations/{conv['id']}/claim"))
         statuses = sorted(r[0] for r in results)

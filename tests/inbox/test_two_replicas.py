@@ -15,6 +15,7 @@ from bot.keys import FANOUT, SESSIONMAKER
 from bot.store.models import Message
 
 from ..channels.test_webchat_protocol import SITE, until
+from ..conftest import require_service
 from ..editor.conftest import PG_ADMIN_URL, _pg
 from .conftest import make_settings, next_event, start_gateway
 
@@ -22,10 +23,8 @@ from .conftest import make_settings, next_event, start_gateway
 @pytest.fixture
 def pg_url():
     name = f"replicas_{uuid.uuid4().hex[:10]}"
-    try:
+    with require_service("PostgreSQL", PG_ADMIN_URL):
         _pg(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN_URL}: {exc}")
     yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
     _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -35,12 +34,10 @@ async def redis_url():
     import redis.asyncio as aioredis
 
     url = "redis://127.0.0.1:6379/0"
-    try:
+    with require_service("Redis", "127.0.0.1:6379"):
         r = aioredis.from_url(url, socket_connect_timeout=2)
         await r.ping()
         await r.aclose()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis on 127.0.0.1:6379 is not reachable: {exc}")
     return url
 
 

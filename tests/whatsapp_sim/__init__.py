@@ -9,8 +9,9 @@ In tests::
 
 From the command line: ``python -m tests.whatsapp_sim --help``.
 """
-from .simulator import (FAILURES, GraphError, SimulatorThread, SimUser, WhatsAppSimulator, new_wamid, sign,
-                        validate_content)
+from .graph import FAILURES, GraphError, new_wamid, validate_content
+from .notifications import SimUser, meta_json, sign
+from .simulator import SimulatorThread, WhatsAppSimulator
 
-__all__ = ["FAILURES", "GraphError", "SimUser", "SimulatorThread", "WhatsAppSimulator", "new_wamid", "sign",
-           "validate_content"]
+__all__ = ["FAILURES", "GraphError", "SimUser", "SimulatorThread", "WhatsAppSimulator", "meta_json", "new_wamid",
+           "sign", "validate_content"]

@@ -116,11 +116,12 @@
     const bw = (W - pad) / n;
     const root = svg("svg", { viewBox: `0 0 ${W} ${H + 20}`, role: "img", "aria-label": t("daily_title") });
     days.forEach((d, i) => {
-      const x = pad + i * bw, hc = (d.contained / max) * H, hh = (d.handed_off / max) * H;
+      const x = pad + i * bw, hc = (d.contained / max) * H, hh = (d.handed_off / max) * H, hn = (d.not_resolved / max) * H;
       const g = svg("g", { "data-date": d.date });
-      g.appendChild(svg("title", {}, `${d.date}: ${d.conversations} (${t("contained")} ${d.contained}, ${t("handed_off")} ${d.handed_off})`));
+      g.appendChild(svg("title", {}, `${d.date}: ${d.conversations} (${t("contained")} ${d.contained}, ${t("handed_off")} ${d.handed_off}, ${t("not_resolved")} ${d.not_resolved})`));
       g.appendChild(svg("rect", { class: "bar-contained", x: x + 1, y: H - hc, width: Math.max(1, bw - 2), height: hc }));
       g.appendChild(svg("rect", { class: "bar-handed", x: x + 1, y: H - hc - hh, width: Math.max(1, bw - 2), height: hh }));
+      g.appendChild(svg("rect", { class: "bar-unresolved", x: x + 1, y: H - hc - hh - hn, width: Math.max(1, bw - 2), height: hn }));
       root.appendChild(g);
       if (i === 0 || i === days.length - 1 || (n > 10 && i % Math.ceil(n / 6) === 0)) {
         root.appendChild(svg("text", { class: "axis", x: x, y: H + 14 }, d.date.slice(5)));
@@ -153,7 +154,7 @@
     k.appendChild(kpi("resolution", duration(d.resolution_seconds.median), t("p90", { v: duration(d.resolution_seconds.p90) })));
     k.appendChild(kpi("csat", pct(d.csat.score), t("csat_sub", { avg: num(d.csat.average), n: d.csat.responses })));
     k.appendChild(kpi("nps", num(d.nps.nps), t("responses", { n: d.nps.responses })));
-    k.appendChild(kpi("unanswered", pct(d.unanswered_rate), t("of_n", { n: d.unanswered })));
+    k.appendChild(kpi("unanswered", pct(d.unanswered_rate), t("n_of_questions", { n: d.unanswered, total: d.questions })));
     dailyChart(d.daily);
     csatChart(d.csat);
     $("nps-line").textContent = t("nps_line", { p: d.nps.promoters, pa: d.nps.passives, de: d.nps.detractors });
@@ -165,7 +166,11 @@
     $("drivers").previousElementSibling.textContent = d.drivers.error ? d.drivers.error : t("drivers_hint", { n: d.drivers.questions });
     table("drivers", [{ key: "topic" }, { key: "languages" }, { key: "share", num: true }],
           d.drivers.topics.map((x) => [x.label, x.languages.join(", "), pct(x.share)]));
-    table("unanswered", [{ key: "question" }, { key: "count", num: true }], d.top_unanswered.map((x) => [x.question, x.count]));
+    table("outcomes", [{ key: "outcome" }, { key: "count", num: true }, { key: "share", num: true }],
+          Object.entries(d.outcomes).map(([o, n]) => [{ text: t("outcome_" + o), cls: "outcome-" + o }, n, pct(d.conversations ? n / d.conversations : null)]));
+    // every unanswered question of the figure above: the most frequent, then the rest in one row
+    const other = d.unanswered_other.count ? [[{ text: t("other_questions", { n: d.unanswered_other.questions }), cls: "other" }, d.unanswered_other.count]] : [];
+    table("unanswered", [{ key: "question" }, { key: "count", num: true }], d.top_unanswered.map((x) => [x.question, x.count]).concat(other));
     table("risk", [{ key: "customer" }, { key: "level" }, { key: "score", num: true }, { key: "reasons" }],
           d.at_risk.map((x) => [x.name || x.email || x.contact_id.slice(0, 8),
                                 { text: t("level_" + x.level), cls: "level-" + x.level }, x.score,

@@ -116,10 +116,7 @@
     $("edit-title").value = v.title; $("edit-tags").value = (v.tags || []).join(", "); $("edit-body").value = v.body;
     state.questions = (v.questions || []).slice();
     renderQuestions(); renderMarkdown($("edit-preview"), v.body); renderTranslations(article);
-    const live = article.published_version ? t("live", { n: article.published_version }) : t("not_live");
-    $("edit-meta").textContent = t("meta", { head: article.head_version, status: t("status_" + article.status), live,
-                                            who: (v.author && v.author.name) || "—" })
-      + (message ? " " + message : "") + (article.publish_blocker ? " " + t("blocker", { why: article.publish_blocker }) : "");
+    $("edit-meta").textContent = statusLine(article, message);
     $("edit-error").textContent = "";
     const s = article.status;
     $("submit-button").hidden = s !== "draft";
@@ -130,6 +127,22 @@
     refreshList().catch(() => {});
     if (state.tab === "history") loadHistory();
   }
+  // One line, built from the article's state, so that it never contradicts itself: what is live (and
+  // what is scheduled), the outcome of the last action, and why publishing is blocked only while there
+  // is something new to publish.
+  function statusLine(article, message) {
+    const v = article.head;
+    const headLive = article.published_version === article.head_version;
+    const live = article.published_version ? t("live", { n: article.published_version }) : t("not_live");
+    const parts = [t("meta", { head: article.head_version, status: t("status_" + article.status), live,
+                              who: (v.author && v.author.name) || "—" })];
+    if (article.publish_at) parts.push(t("scheduled", { at: when(article.publish_at) }));
+    if (message) parts.push(message);
+    if (article.publish_blocker && !headLive) {
+      parts.push(t("blocker", { why: article.publish_blocker.replace(/^cannot publish:\s*/i, "") }));
+    }
+    return parts.length > 1 ? parts[0] + ". " + parts.slice(1).join(" ") : parts[0];
+  }
   function newArticle() {
     state.article = null; state.isNew = true;
     $("edit-empty").hidden = true; $("edit-form").hidden = false; $("conflict").hidden = true;
@@ -138,6 +151,15 @@
     $("edit-meta").textContent = t("new_title"); $("edit-error").textContent = "";
     for (const id of ["submit-button", "approve-button", "reject-button", "publish-button", "unpublish-button", "archive-button"]) $(id).hidden = true;
     showTab("edit"); $("edit-title").focus();
+  }
+  // Enter in the box adds the question (a text box in a form would otherwise save the article);
+  // Save adds one still typed there too, so it is never lost.
+  function addQuestion() {
+    const box = $("question-new"), q = box.value.trim();
+    if (!q) return;
+    if (!state.questions.some((x) => x.toLowerCase() === q.toLowerCase())) state.questions.push(q);
+    box.value = "";
+    renderQuestions();
   }
   function renderQuestions() {
     const ul = $("question-list");
@@ -176,6 +198,7 @@
   }
   async function save(ev) {
     ev.preventDefault();
+    addQuestion();
     $("edit-error").textContent = ""; $("conflict").hidden = true;
     try {
       if (state.isNew) {
@@ -331,14 +354,19 @@
     $("new-button").addEventListener("click", newArticle);
     $("edit-form").addEventListener("submit", save);
     $("edit-body").addEventListener("input", () => renderMarkdown($("edit-preview"), $("edit-body").value));
-    $("question-add").addEventListener("click", () => { const q = $("question-new").value.trim(); if (q) { state.questions.push(q); $("question-new").value = ""; renderQuestions(); } });
+    $("question-add").addEventListener("click", addQuestion);
+    $("question-new").addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.isComposing) { ev.preventDefault(); addQuestion(); }
+    });
     $("conflict-reload").addEventListener("click", () => openArticle(state.article.id));
     $("submit-button").addEventListener("click", () => act("submit"));
     $("approve-button").addEventListener("click", () => act("approve"));
     $("reject-button").addEventListener("click", () => { const c = window.prompt(t("reject_comment")); if (c) act("reject", { comment: c }); });
     $("publish-button").addEventListener("click", () => {
       const at = $("publish-at").value;
-      act("publish", at ? { publish_at: new Date(at).toISOString() } : {}, at ? t("scheduled", { at: when(new Date(at).toISOString()) }) : t("published_ok"));
+      // the status line says what is live and what is scheduled; "the bot answers it now" only when it does
+      act("publish", at ? { publish_at: new Date(at).toISOString() } : {},
+          (d) => (d.article.published_version === d.article.head_version ? t("published_ok") : ""));
     });
     $("unpublish-button").addEventListener("click", () => act("unpublish"));
     $("archive-button").addEventListener("click", () => act("archive"));

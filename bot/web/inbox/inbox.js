@@ -310,10 +310,14 @@
       li.classList.add("upset-" + item.sentiment.severity);
       li.lastChild.append(el("span", "feeling " + item.sentiment.severity, t("upset_" + item.sentiment.severity)));
     }
-    li.append(el("div", "text", item.text || ""));
+    if (item.clicked) {  // a button the customer clicked: its title, marked as a click
+      const text = el("div", "text clicked");
+      text.append(el("span", "chip", item.text || ""), el("span", "hint", t("clicked_button")));
+      li.append(text);
+    } else li.append(el("div", "text", item.text || ""));
     if (item.buttons && item.buttons.length) {
       const b = el("div", "buttons");
-      for (const x of item.buttons) b.append(el("span", "chip", x.title || x.payload || ""));
+      for (const x of item.buttons) b.append(el("span", "chip", x.title || ""));
       li.append(b);
     }
     if (item.articles && item.articles.length) {

@@ -116,6 +116,11 @@
     .bubble { max-width: 85%; padding: 9px 13px; border-radius: 16px; background: #fff; color: #1d1d1f;
               white-space: pre-wrap; overflow-wrap: anywhere; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
     .msg.bot .bubble, .msg.agent .bubble { border-bottom-left-radius: 4px; }
+    .msg.agent .bubble { border: 1.5px solid var(--c); box-shadow: none; }
+    .who { display: flex; align-items: center; gap: 6px; margin: 0 0 3px 2px; font-size: 12px; font-weight: 600;
+           color: #4a4a4a; }
+    .avatar { width: 20px; height: 20px; border-radius: 50%; background: var(--c); color: var(--ct);
+              display: grid; place-items: center; font-size: 11px; font-weight: 700; flex: none; }
     .msg.customer .bubble { background: var(--c); color: var(--ct); border-bottom-right-radius: 4px; }
     .msg.system .bubble { background: #eceae7; color: #444; font-size: 13px; }
     .msg.pending .bubble { opacity: .7; }
@@ -262,11 +267,21 @@
   try { outbox = JSON.parse(get("outbox") || "[]").filter((m) => m && m.id && m.text); } catch (e) { outbox = []; }
   const saveOutbox = () => set("outbox", JSON.stringify(outbox.map(({ id, text, title }) => ({ id, text, title }))));
 
-  const ROLE_LABEL = { customer: "widget_you", bot: "widget_assistant", agent: "widget_agent", system: "widget_assistant" };
+  const ROLE_LABEL = { customer: "widget_you", bot: "widget_assistant", system: "widget_assistant" };
 
   function bubble(role, text, opts) {
     const row = el("div", { class: "msg " + role });
-    row.appendChild(el("span", { class: "sr", text: tr(ROLE_LABEL[role] || "widget_assistant") + ": " }));
+    if (role === "agent") {
+      // a person of the team, not the bot: named, with the initial of the name
+      const name = opts && typeof opts.agent === "string" ? opts.agent.trim() : "";
+      const who = el("div", { class: "who" });
+      if (name) who.appendChild(el("span", { class: "avatar", "aria-hidden": "true", text: Array.from(name)[0].toUpperCase() }));
+      who.appendChild(el("span", { text: name ? tr("widget_agent_named", { name }) : tr("widget_agent") }));
+      who.appendChild(el("span", { class: "sr", text: ": " }));
+      row.appendChild(who);
+    } else {
+      row.appendChild(el("span", { class: "sr", text: tr(ROLE_LABEL[role] || "widget_assistant") + ": " }));
+    }
     const b = el("div", { class: "bubble" });
     if (role === "customer") b.textContent = text; else renderText(b, text || "");
     row.appendChild(b);
@@ -313,7 +328,7 @@
     }
     if (m.role === "customer") dropQuickReplies();
     else if (m.buttons && m.buttons.length) dropQuickReplies();
-    const row = bubble(m.role, m.text || "", { buttons: m.buttons });
+    const row = bubble(m.role, m.text || "", { buttons: m.buttons, agent: m.agent });
     row.dataset.id = m.id;
     byServerId.set(m.id, row);
     if (m.client_id) byClientId.set(m.client_id, row);
