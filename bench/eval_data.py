@@ -384,8 +384,9 @@ def sample_lines(quick: bool) -> list[Line]:
 
     def q(path):
         rows = _jsonl(path)
+        golds = [([r["gold"]] if isinstance(r["gold"], str) else r["gold"]) if r.get("gold") else None for r in rows]
         return Queries([r["text"] for r in rows], [r.get("lang") or "en" for r in rows],
-                       [[pos[r["gold"]]] if r.get("gold") else None for r in rows])
+                       [[pos[g] for g in gs] if gs else None for gs in golds])
 
     vq, tq = q(ROOT / "data/eval/sample_validation.jsonl"), q(ROOT / "data/eval/sample_test.jsonl")
     return [Line("sample", [Fold(kb, vq, kb, tq)], decision=True, per_lang=True,

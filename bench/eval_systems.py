@@ -13,7 +13,7 @@ from knowledge_base.decision import DecisionPolicy
 from knowledge_base.evaluate import Question
 from knowledge_base.fusion import (ArticleMap, FusionConfig, choose_config, clarify_margins, dense_article_scores,
                                    global_stats, gold_mask, gold_ranks, native_mask, ranking_objective)
-from knowledge_base.hybrid import DEFAULT_CLASSIFIER_C, ArticleClassifier, lang_group
+from knowledge_base.hybrid import CLASSIFIERS, DEFAULT_CLASSIFIER_C, ArticleClassifier, lang_group, training_rows
 from knowledge_base.lexical import BM25Index, Tokenizer
 
 
@@ -59,14 +59,20 @@ class Scorer:
             self._kb[kb.name] = st
         return st
 
-    def classifier(self, kb: KB, C: float = CLF_C) -> ArticleClassifier:
+    def classifier(self, kb: KB, name: str = "clf", C: float = CLF_C) -> ArticleClassifier:
+        """The product's per-article classifier ``name`` (knowledge_base.hybrid.CLASSIFIERS): which
+        encoders it reads and which entries train it; the canonical language is English, or the
+        knowledge base's own for a knowledge base without English entries."""
         st = self._kb_state(kb)
-        key = f"clf@{C}"
+        key = f"{name}@{C}"
         if key not in st:
             t0 = time.time()
-            X = np.hstack([st["use"], st["minilm"]])
-            st[key] = ArticleClassifier(C=C).fit(X, kb.entry_article, kb.n)
-            log(f"  classifier for {kb.name}: {time.time() - t0:.1f}s")
+            inputs, which = CLASSIFIERS[name]
+            canonical = "en" if "en" in kb.entry_lang else kb.entry_lang[0]
+            rows = training_rows(kb.entry_article, kb.entry_lang, which, canonical)
+            X = np.hstack([st[n][rows] for n in inputs])
+            st[key] = ArticleClassifier(C=C).fit(X, np.asarray(kb.entry_article)[rows], kb.n)
+            log(f"  classifier {name} for {kb.name}: {time.time() - t0:.1f}s")
         return st[key]
 
     def base(self, kb: KB, q: Queries) -> dict[str, np.ndarray]:
@@ -81,7 +87,8 @@ class Scorer:
             bm[i] = st["amap"].max(st["bm25"].scores(text, lang, normalise=True), fill=0.0)
         st.setdefault("bm25_query_ms", []).append((time.time() - t0) * 1000 / max(1, len(q)))
         out["bm25"] = bm
-        out["clf"] = self.classifier(kb).predict_proba(np.hstack([qv["use"], qv["minilm"]]))
+        for name, (inputs, _) in CLASSIFIERS.items():
+            out[name] = self.classifier(kb, name).predict_proba(np.hstack([qv[n] for n in inputs]))
         # which articles have an entry in the question's language (for the language fill of fusion)
         out["native"] = native_mask(kb.entry_article, kb.entry_lang, kb.n, q.langs)
         return out

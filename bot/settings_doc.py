@@ -70,17 +70,23 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "KB_ENCODER_THREADS": ("1", "Threads of the encoder (1 is fastest for one query at a time on small machines)."),
     "KB_DEFAULT_LOCALE": ("en", "Locale answered when an article has no translation in the customer's language."),
     "KB_CALIBRATION_FILE": ("data/eval/sample_validation.jsonl",
-                            "Labelled questions the answer/clarify/hand-off thresholds are calibrated on "
-                            "('none' to keep the defaults)."),
+                            "Labelled questions (JSONL: text, gold article or group, a list of them, or null "
+                            "for a question the help centre cannot answer; lang) the confidence model and the "
+                            "answer/clarify/hand-off thresholds are calibrated on. Used when at least 30 of them "
+                            "are about the knowledge base's articles; otherwise, or with 'none', the articles' "
+                            "own 'also asked as' questions are (README 'How sure it is')."),
+    "KB_MAX_HANDOFF_RATE": ("0.10", "The answer/clarify/hand-off thresholds hand off at most this share of the "
+                                    "answerable calibration questions (0 to 1); within it they weigh wrong answers "
+                                    "against unanswerable questions answered."),
     "KB_SNAPSHOT_POLL_SECONDS": ("1.0", "How often the action server looks for a newer published index snapshot."),
-    "KB_RETRIEVAL": ("hybrid", "hybrid: both encoders + BM25 + a per-article classifier, fused (measured best; README "
+    "KB_RETRIEVAL": ("hybrid", "hybrid: both encoders + BM25 + two per-article classifiers, fused (measured best; README "
                                "'Retrieval'); dense: the primary encoder alone through FAISS."),
     "KB_SECONDARY_ENCODER": ("minilm", "Second encoder of hybrid retrieval (weighted for English questions): minilm, "
                                        "minilm-int8 (int8-quantised: 5.6 vs 10.6 ms per query, banking77 10-shot top-1 "
                                        ".854 vs .862, CLINC in-scope accuracy .858 vs .909) or st:<model name or path>."),
     "KB_HYBRID_MAX_ENTRIES": ("50000", "Above this many index entries the knowledge base uses dense retrieval "
                                        "(FAISS, approximate) instead of hybrid scoring of every entry."),
-    "KB_CLASSIFIER_MAX_ARTICLES": ("500", "The per-article classifier is trained only up to this many articles "
+    "KB_CLASSIFIER_MAX_ARTICLES": ("500", "The per-article classifiers are trained only up to this many articles "
                                            "(translation groups): retraining it on every publish costs more above that (bench/kb_search.py)."),
     # the editors' workspace (bot/editor)
     "EDITOR_REQUIRE_APPROVAL": ("true", "Publishing an article needs an approval of its latest version by a second "

@@ -110,17 +110,12 @@ def cmd_search(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import load_questions, metrics
+    from .evaluate import load_questions, search_metrics
 
     s = _settings(args)
     searcher = _searcher(s)
     questions = load_questions(args.queries)
-    rankings = searcher.rank_many([q.text for q in questions], [q.lang for q in questions])
-    # gold may name an article id or a translation group: compare on groups
-    arts = searcher.snapshot.articles
-    questions = [q if q.gold is None or q.gold not in arts else type(q)(q.text, arts[q.gold].group, q.lang)
-                 for q in questions]
-    print(json.dumps(metrics(questions, rankings, searcher.policy), ensure_ascii=False))
+    print(json.dumps(search_metrics(searcher, questions), ensure_ascii=False))
     return 0
 
 

@@ -7,12 +7,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .articles import Article, ImportProblem, ImportResult, load_source
 from .config import KBSettings
 from .encoders import Encoder, load_encoder
 from .chunking import article_entries
-from .evaluate import calibrate, decision_metrics, load_questions, metrics
+from .evaluate import calibrate, load_questions, search_metrics
+from .calibration import MIN_QUESTIONS
+from .confidence import MAX_HANDOFF, fused_threshold, state_of
+from .decision import DecisionPolicy
 from .fusion import clarify_margins
+from .hybrid import DEFAULT_CLASSIFIER_C
 from .search import Searcher
 from .snapshot import Snapshot, commit_snapshot, load_current, prepare_snapshot, source_hash
 
@@ -24,6 +30,11 @@ class BuildOutcome:
     problems: list[ImportProblem]
 
 
+# Changes whenever what the hybrid scorer fits changes (classifiers, statistics, confidence models), so
+# that an older snapshot is rebuilt instead of being read by code that expects more of it.
+SCORER_VERSION = "s4"
+
+
 def _file_hash(path: Path | None) -> str:
     if path is None or not path.is_file():
         return "none"
@@ -32,8 +43,9 @@ def _file_hash(path: Path | None) -> str:
 
 def mode_key(settings: KBSettings, secondary: Encoder | None) -> str:
     """The part of a snapshot's source hash that is not the articles: calibration, retrieval mode."""
-    mode = "hybrid:" + secondary.name if secondary else "dense"
-    return f"{_file_hash(settings.calibration_file)}|{mode}|{settings.classifier_max_articles}"
+    mode = f"hybrid-{SCORER_VERSION}:{secondary.name}:{settings.default_locale}" if secondary else "dense"
+    return (f"{_file_hash(settings.calibration_file)}|{mode}|{settings.classifier_max_articles}"
+            f"|{settings.max_handoff_rate}")
 
 
 def ensure_index(settings: KBSettings, source: Path | None = None, force: bool = False,
@@ -74,56 +86,133 @@ def ensure_index(settings: KBSettings, source: Path | None = None, force: bool =
         settings.calibration_file.is_file() else []
     if secondary is not None:
         snap.manifest["extra_encoder_specs"] = {"minilm": settings.secondary_encoder}
-        snap.hybrid = fit_hybrid(snap, encoder, secondary, questions, settings.classifier_max_articles)
-    snap.manifest["retrieval"] = "hybrid" if snap.hybrid is not None else "dense"
-    if questions:
-        searcher = Searcher(snap, encoder, settings.default_locale, extra_encoders=extra)
-        rankings = searcher.rank_many([q.text for q in questions], [q.lang for q in questions])
-        margins = clarify_margins(rankings) if snap.hybrid is not None else (0.0, 0.01, 0.02, 0.03, 0.05)
-        policy = calibrate(questions, rankings, source=settings.calibration_file.name, margins=margins)
-        snap.manifest["decision"] = policy.to_dict()
-        snap.manifest["validation"] = {**metrics(questions, rankings), **decision_metrics(questions, rankings, policy)}
+        snap.hybrid = fit_hybrid(snap, encoder, secondary, questions, settings.classifier_max_articles,
+                                 canonical=settings.default_locale, max_handoff=settings.max_handoff_rate)
+    finish_calibration(snap, encoder, extra, settings.default_locale, questions, _source_name(settings))
     return BuildOutcome(commit_snapshot(settings.index_dir, snap), True, imported.problems)
 
 
+def finish_calibration(snap: Snapshot, encoder: Encoder, extra: dict | None, default_locale: str,
+                       questions: list, source: str = "validation") -> None:
+    """The snapshot's decision policy and what it does on the labelled questions, in its manifest.
+
+    With a confidence model (hybrid retrieval), the policy's fused-score threshold is the one chosen
+    on the same calibration questions (it bounds the runner-up offered after an unhelpful answer);
+    without one (dense retrieval), the threshold and clarify margin are calibrated on ``questions``."""
+    snap.manifest["retrieval"] = "hybrid" if snap.hybrid is not None else "dense"
+    searcher = Searcher(snap, encoder, default_locale, extra_encoders=extra)
+    calibration = (snap.hybrid or {}).get("calibration")
+    if calibration:
+        snap.manifest["decision"] = DecisionPolicy(answer_threshold=calibration["fused_threshold"],
+                                                   clarify_margin=0.0,
+                                                   calibrated_on=calibration["source"]).to_dict()
+        snap.manifest["calibration"] = {k: v for k, v in calibration.items() if k != "articles"}
+    elif questions:
+        rankings = searcher.rank_many([q.text for q in questions], [q.lang for q in questions])
+        margins = clarify_margins(rankings) if snap.hybrid is not None else (0.0, 0.01, 0.02, 0.03, 0.05)
+        policy = calibrate(questions, rankings, source=source, margins=margins)
+        snap.manifest["decision"] = policy.to_dict()
+        searcher = Searcher(snap, encoder, default_locale, extra_encoders=extra)
+    if questions:
+        # in sample when these are the calibration questions: the honest figures are the
+        # out-of-fold ones in manifest["calibration"] and bench/quality_eval.py's
+        snap.manifest["validation"] = search_metrics(searcher, questions)
+
+
+def _source_name(settings: KBSettings) -> str:
+    return settings.calibration_file.name if settings.calibration_file else "the articles"
+
+
 def fit_hybrid(snap: Snapshot, primary, secondary, questions: list, classifier_max_articles: int,
-               stats: dict | None = None, previous: Snapshot | None = None) -> dict:
-    """Fit BM25, the per-article classifier (while articles are few enough) and the global score
-    statistics (from the calibration questions' texts; no labels needed; or ``stats`` kept as given)."""
+               stats: dict | None = None, previous: Snapshot | None = None, canonical: str | None = "en",
+               max_handoff: float = MAX_HANDOFF) -> dict:
+    """Fit BM25, the per-article classifiers (while articles are few enough), the global score
+    statistics and the confidence models (knowledge_base.confidence), and return the scorer's state.
+
+    Calibration: on the labelled ``questions`` when at least MIN_LABELLED of them are about this
+    knowledge base's articles, else on its own "also asked as" questions (knowledge_base.calibration).
+    With ``stats`` given (a live publish), the statistics and the confidence models of ``previous``
+    are kept: a publish stays fast and the decision keeps its scale."""
+    from .calibration import (MIN_LABELLED, calibration_sets, fit_confidence, heldout_scores, pseudo_questions)
     from .hybrid import HybridScorer
     from .search import PRIMARY, hybrid_layout
 
     layout = hybrid_layout(snap)
     vectors = {PRIMARY: snap.vectors, "minilm": snap.extra_vectors["minilm"]}
+    pos = {g: i for i, g in enumerate(layout.groups)}
+    pos.update({a.id: pos[a.group] for a in snap.articles.values()})  # gold may name an article or its group
+    labelled = [q for q in questions if q.gold is None or any(g in pos for g in q.golds)]
+    use_labelled = stats is None and sum(q.gold is not None for q in labelled) >= MIN_LABELLED
     calibration = []
-    if questions and stats is None:
-        texts = [q.text for q in questions]
+    if use_labelled:
+        texts = [q.text for q in labelled]
         qp, qs = primary.encode(texts), secondary.encode(texts)
-        calibration = [(q.text, q.lang, {PRIMARY: qp[i], "minilm": qs[i]}) for i, q in enumerate(questions)]
+        calibration = [(q.text, q.lang, {PRIMARY: qp[i], "minilm": qs[i]}) for i, q in enumerate(labelled)]
+    kinds = [snap.records[rid].kind for rid in snap.order]
+    idx = pseudo_questions(kinds, layout.entry_group)
+    heldout: dict = {}
+    use_classifiers = len(layout.groups) <= classifier_max_articles
+
+    def heldout_of(scorer) -> dict:
+        if "scores" not in heldout:
+            # no "also asked as" questions: entries of any kind, for the scale only
+            rows = idx if len(idx) else np.sort(np.random.default_rng(0).permutation(len(kinds))[:1500])
+            heldout["rows"] = rows
+            heldout["scores"] = heldout_scores(scorer, rows, layout.entry_texts, layout.entry_langs, canonical,
+                                               DEFAULT_CLASSIFIER_C)
+        return heldout["scores"]
+
     scorer = HybridScorer.fit(layout.entry_group, len(layout.groups), vectors, layout.entry_texts,
-                              layout.entry_langs, calibration,
-                              classifier=len(layout.groups) <= classifier_max_articles, stats=stats,
-                              classifier_init=_classifier_init(previous, layout.groups))
-    return scorer.state_dict()
+                              layout.entry_langs, calibration, classifier=use_classifiers, stats=stats,
+                              classifier_init=_classifier_init(previous, layout.groups), canonical=canonical,
+                              heldout=heldout_of)
+    state = scorer.state_dict()
+    if stats is not None:
+        for key in ("confidence", "calibration"):
+            if previous is not None and (previous.hybrid or {}).get(key) is not None:
+                state[key] = previous.hybrid[key]
+        return state
+    if use_labelled:
+        per = [scorer.system_scores(t, lang, qv, only_needed=False) for t, lang, qv in calibration]
+        scores = {n: np.stack([p[n] for p in per]) for n in per[0]}
+        gold = [[pos[g] for g in q.golds if g in pos] for q in labelled]
+        langs, texts = [q.lang for q in labelled], [q.text for q in labelled]
+        source = "labelled questions"
+    elif len(idx) >= MIN_QUESTIONS:
+        scores = heldout_of(scorer)
+        gold = [layout.entry_group[i] for i in idx]
+        langs, texts = [layout.entry_langs[i] for i in idx], [layout.entry_texts[i] for i in idx]
+        source = "the articles' own questions"
+    else:
+        return state  # nothing to calibrate on: the decision falls back to the fused score's threshold
+    sets = calibration_sets(scorer, scores, gold, langs, texts)
+    models, report = fit_confidence(sets, source, max_handoff)
+    state["confidence"] = state_of(models)
+    en = sets.get("en") or next(iter(sets.values()))
+    state["calibration"] = {"source": source, "groups": report, "fused_threshold": fused_threshold(en),
+                            "articles": list(layout.groups)}
+    return state
 
 
-def _classifier_init(previous: Snapshot | None, groups: list[str]):
+def _classifier_init(previous: Snapshot | None, groups: list[str]) -> dict | None:
     """The previous snapshot's classifier weights laid out for ``groups`` (new groups start at 0)."""
-    clf = (previous.hybrid or {}).get("classifier") if previous is not None else None
-    if not clf:
+    classifiers = (previous.hybrid or {}).get("classifiers") if previous is not None else None
+    if not classifiers:
         return None
-    import numpy as np
-
     from .search import hybrid_layout
 
     old_pos = {g: i for i, g in enumerate(hybrid_layout(previous).groups)}
-    coef_old, inter_old = np.asarray(clf["coef"], dtype=np.float64), np.asarray(clf["intercept"], dtype=np.float64)
-    coef = np.zeros((len(groups), coef_old.shape[1]))
-    inter = np.zeros(len(groups))
-    for i, g in enumerate(groups):
-        if g in old_pos:
-            coef[i], inter[i] = coef_old[old_pos[g]], inter_old[old_pos[g]]
-    return coef, inter
+    out = {}
+    for name, clf in classifiers.items():
+        coef_old = np.asarray(clf["coef"], dtype=np.float64)
+        inter_old = np.asarray(clf["intercept"], dtype=np.float64)
+        coef = np.zeros((len(groups), coef_old.shape[1]))
+        inter = np.zeros(len(groups))
+        for i, g in enumerate(groups):
+            if g in old_pos:
+                coef[i], inter[i] = coef_old[old_pos[g]], inter_old[old_pos[g]]
+        out[name] = (coef, inter)
+    return out
 
 
 def prepare_update(settings: KBSettings, articles: list[Article], encoder: Encoder,
@@ -143,18 +232,37 @@ def prepare_update(settings: KBSettings, articles: list[Article], encoder: Encod
     snap = prepare_snapshot(settings.index_dir, articles, encoder, decision,
                             source_key_extra=mode_key(settings, secondary), extra_encoders=extra)
     old_stats = None
-    if current is not None and current.hybrid is not None:
+    if current is not None and current.hybrid is not None and not needs_recalibration(current, snap):
         old_stats = next(iter(current.hybrid.get("configs", {}).values()), {}).get("stats") or None
-    for key in ("validation",):
-        if current is not None and key in current.manifest:
+    for key in ("validation", "calibration"):
+        if old_stats is not None and key in current.manifest:
             snap.manifest[key] = current.manifest[key]
+    snap.manifest["decision"] = decision.to_dict()
     if secondary is not None:
         snap.manifest["extra_encoder_specs"] = {"minilm": settings.secondary_encoder}
         questions = []
         if old_stats is None and settings.calibration_file and settings.calibration_file.is_file():
             questions = load_questions(settings.calibration_file)
         snap.hybrid = fit_hybrid(snap, encoder, secondary, questions, settings.classifier_max_articles,
-                                 stats=old_stats, previous=current)
+                                 stats=old_stats, previous=current, canonical=settings.default_locale,
+                                 max_handoff=settings.max_handoff_rate)
+        if old_stats is None:
+            finish_calibration(snap, encoder, {"minilm": secondary}, settings.default_locale, questions,
+                               _source_name(settings))
     snap.manifest["retrieval"] = "hybrid" if snap.hybrid is not None else "dense"
-    snap.manifest["decision"] = decision.to_dict()
     return snap
+
+
+RECALIBRATE_SHARE = 0.2
+
+
+def needs_recalibration(current: Snapshot, new: Snapshot) -> bool:
+    """True when more than RECALIBRATE_SHARE of the articles (translation groups) were added or
+    removed since the current snapshot's calibration: its score scale and confidence models were
+    learnt on another knowledge base (e.g. after a bulk import replaced the sample articles)."""
+    calibrated = set(((current.hybrid or {}).get("calibration") or {}).get("articles") or ())
+    if not calibrated:
+        return False
+    now = {a.group for a in new.articles.values()}
+    changed = len(calibrated ^ now)
+    return changed > RECALIBRATE_SHARE * max(len(calibrated), len(now))

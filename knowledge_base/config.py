@@ -64,6 +64,7 @@ class KBSettings:
     secondary_encoder: str = "minilm"
     hybrid_max_entries: int = 50_000
     classifier_max_articles: int = 500
+    max_handoff_rate: float = 0.10
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "KBSettings":
@@ -82,4 +83,5 @@ class KBSettings:
             secondary_encoder=env.get("KB_SECONDARY_ENCODER") or "minilm",
             hybrid_max_entries=_int(env, "KB_HYBRID_MAX_ENTRIES", 50_000, 0, 10_000_000),
             classifier_max_articles=_int(env, "KB_CLASSIFIER_MAX_ARTICLES", 500, 0, 1_000_000),
+            max_handoff_rate=_float(env, "KB_MAX_HANDOFF_RATE", 0.10, 0.0, 1.0),
         )

@@ -18,8 +18,12 @@ from .decision import ANSWER, CLARIFY, DecisionPolicy
 @dataclass(frozen=True)
 class Question:
     text: str
-    gold: str | None
+    gold: str | tuple[str, ...] | None  # several: any of them is a right answer (e.g. a topic word)
     lang: str | None = None
+
+    @property
+    def golds(self) -> tuple[str, ...]:
+        return () if self.gold is None else (self.gold,) if isinstance(self.gold, str) else tuple(self.gold)
 
 
 def load_questions(path: str | Path) -> list[Question]:
@@ -30,7 +34,14 @@ def load_questions(path: str | Path) -> list[Question]:
                 continue
             try:
                 d = json.loads(line)
-                out.append(Question(str(d["text"]), d.get("gold"), d.get("lang")))
+                gold = d.get("gold")
+                if isinstance(gold, list):
+                    if not gold or not all(isinstance(g, str) for g in gold):
+                        raise TypeError("gold must be an id, a non-empty list of ids or null")
+                    gold = tuple(gold)
+                elif gold is not None and not isinstance(gold, str):
+                    raise TypeError("gold must be an id, a non-empty list of ids or null")
+                out.append(Question(str(d["text"]), gold, d.get("lang")))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{lineno}: bad question line ({exc})") from None
     return out
@@ -148,6 +159,64 @@ def calibrate(questions: Sequence[Question], rankings: Sequence[Ranking], source
             if val > best_val + 1e-12:
                 best, best_val = pol, val
     return best
+
+
+def search_metrics(searcher, questions: Sequence[Question]) -> dict:
+    """The product end to end: every question through ``searcher.assess`` (ranking, confidence and
+    decision as a customer gets them). Gold may name an article id or its translation group.
+
+    Ranking: top-1 / recall@3 / MRR over in-scope questions. Decision: in-scope accuracy (answered
+    with the right article, or offered it among the choices), wrong answers (answered or offered
+    choices without the right article; share of in-scope questions), clarifications and hand-offs
+    (shares of in-scope questions), out-of-scope recall (share of unanswerable questions handed
+    off), and the share of all answers that were wrong (in-scope wrong + unanswerable answered, over
+    every question answered or clarified). AUROC: the confidence (or the top score when there is no
+    confidence model) of in-scope against unanswerable questions. Also per language."""
+    arts = searcher.snapshot.articles
+    rows = []
+    for q in questions:
+        golds = frozenset(arts[g].group if g in arts else g for g in q.golds) or None
+        ranked, decision, n, conf = searcher.assess(q.text, q.lang)
+        groups = [g for g, _ in ranked]
+        rows.append((q.lang, golds, groups, decision, n, conf if conf is not None else
+                     (ranked[0][1] if ranked else float("-inf"))))
+    out = _outcome_metrics(rows)
+    out["per_lang"] = {lang: _outcome_metrics([r for r in rows if r[0] == lang])
+                       for lang in sorted({r[0] for r in rows if r[0]})}
+    return out
+
+
+def _outcome_metrics(rows) -> dict:
+    ins = [r for r in rows if r[1] is not None]
+    oos = [r for r in rows if r[1] is None]
+    n_in, n_out = max(1, len(ins)), max(1, len(oos))
+    def rank_of(golds, groups) -> int:  # 1-based rank of the best-ranked right article, 0: none
+        return next((i + 1 for i, g in enumerate(groups) if g in golds), 0)
+
+    ranks = [rank_of(r[1], r[2]) for r in ins]
+    top1 = sum(k == 1 for k in ranks)
+    r3 = sum(0 < k <= 3 for k in ranks)
+    mrr = sum(1.0 / k for k in ranks if k)
+    right = wrong = clar = hand = 0
+    for (_, golds, groups, decision, n, _), k in zip(ins, ranks):
+        if decision == ANSWER:
+            right += k == 1
+            wrong += k != 1
+        elif decision == CLARIFY:
+            clar += 1
+            right += 0 < k <= n
+            wrong += not 0 < k <= n
+        else:
+            hand += 1
+    oos_hand = sum(r[3] not in (ANSWER, CLARIFY) for r in oos)
+    answered = len(rows) - hand - oos_hand
+    return {"questions": len(rows), "in_scope": len(ins), "out_of_scope": len(oos),
+            "top1": round(top1 / n_in, 4), "recall@3": round(r3 / n_in, 4), "mrr": round(mrr / n_in, 4),
+            "auroc": round(auroc([r[5] for r in ins], [r[5] for r in oos]), 4) if ins and oos else None,
+            "in_scope_accuracy": round(right / n_in, 4), "wrong_answer_rate": round(wrong / n_in, 4),
+            "clarify_rate": round(clar / n_in, 4), "in_scope_handoff_rate": round(hand / n_in, 4),
+            "oos_recall": round(oos_hand / n_out, 4) if oos else None,
+            "wrong_share_of_answers": round((wrong + len(oos) - oos_hand) / max(1, answered), 4)}
 
 
 def rank_all(rank: Callable[[Question], Ranking], questions: Sequence[Question]) -> list[Ranking]:

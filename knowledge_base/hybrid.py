@@ -11,7 +11,15 @@ The recommended design, packaged as ``HybridScorer`` (articles = translation gro
 
     need = scorer.encoders_needed(lang)               # ["use"] for German, ["use", "minilm"] for English
     qv = {name: encoders[name].encode([text])[0] for name in need}
-    groups, scores = scorer.rank(text, lang, qv)      # best first; scores[0] drives answer/clarify/hand-off
+    groups, scores = scorer.rank(text, lang, qv)      # best first (fused scores)
+
+Two per-article classifiers: ``clf`` over both encoders' vectors of every entry (English questions)
+and ``clfx`` over the cross-lingual encoder's vectors of the entries in the knowledge base's
+canonical language only, so that it has no notion of language: trained on every entry, a
+classifier learns that Turkish text belongs to the articles that have a Turkish translation and
+pulls a Turkish question about an English-only article to the wrong one (measured on the sample
+help centre's validation questions: Turkish top-1 .651 with every entry, .814 with the English
+entries). How sure the ranking is, is not the fused top score alone: knowledge_base/confidence.py.
 """
 from __future__ import annotations
 
@@ -86,6 +94,29 @@ class ArticleClassifier:
         return c
 
 
+# The per-article classifiers: name -> (encoder vectors it reads, which entries it is trained on).
+# "canonical": the entries in the knowledge base's canonical language (an article without any:
+# all of its entries), so the classifier cannot tell languages apart (see the module docstring).
+CLASSIFIERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "clf": (("use", "minilm"), "all"),
+    "clfx": (("use",), "canonical"),
+}
+
+
+def training_rows(entry_article: Sequence[int], entry_langs: Sequence[str | None], which: str,
+                  canonical: str | None) -> np.ndarray:
+    """Indices of the entries a classifier is trained on (``which``: "all" or "canonical")."""
+    n = len(entry_article)
+    if which == "all" or not canonical:
+        return np.arange(n)
+    key = canonical.split("-")[0].lower()
+    is_canon = np.array([(lang or "").split("-")[0].lower() == key for lang in entry_langs], dtype=bool)
+    ea = np.asarray(entry_article)
+    has_canon = np.zeros(int(ea.max()) + 1 if n else 0, dtype=bool)
+    has_canon[ea[is_canon]] = True
+    return np.flatnonzero(is_canon | ~has_canon[ea])
+
+
 # ---- the recommended design, packaged for a Searcher --------------------------------------------
 def lang_group(lang: str | None) -> str:
     """Weights are chosen per language group: English questions, or any other language."""
@@ -95,44 +126,31 @@ def lang_group(lang: str | None) -> str:
 # Fixed fusion weights of the recommended design ("global" normalisation + language fill), chosen
 # on the pooled validation questions of every data set in bench/retrieval_eval.py (never on test
 # questions); the script reports when its choice differs from these constants.
-DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {  # without the classifier
-    "en": {"use": 0.3, "minilm": 0.5, "bm25": 0.2},
+# Other languages never weigh the English-only encoder or the classifier that reads it: they would
+# cost a non-English question ~13 of its ~15 ms.
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {  # without the classifiers
+    "en": {"use": 0.1, "minilm": 0.7, "bm25": 0.2},
     "other": {"use": 0.7, "minilm": 0.0, "bm25": 0.3},
 }
-DEFAULT_WEIGHTS_CLF: dict[str, dict[str, float]] = {  # with the per-article classifier (recommended)
-    "en": {"clf": 0.4, "use": 0.0, "minilm": 0.5, "bm25": 0.1},
-    "other": {"clf": 0.0, "use": 0.7, "minilm": 0.0, "bm25": 0.3},
+DEFAULT_WEIGHTS_CLF: dict[str, dict[str, float]] = {  # with the per-article classifiers (recommended)
+    "en": {"clf": 0.4, "clfx": 0.0, "use": 0.0, "minilm": 0.5, "bm25": 0.1},
+    "other": {"clf": 0.0, "clfx": 0.4, "use": 0.3, "minilm": 0.0, "bm25": 0.3},
 }
 DEFAULT_CLASSIFIER_C = 10.0
 
 
-def stats_from_entries(system_scores: Callable[[int], dict[str, np.ndarray]], entry_article: Sequence[int],
-                       candidates: Sequence[int]) -> dict[str, tuple[float, float]]:
-    """Label-free global stats when there are no calibration questions: entries used as queries,
-    their own article left out (``system_scores(i)`` gives the systems' article scores for entry i)."""
-    rows: dict[str, list[np.ndarray]] = {}
-    for i in candidates:
-        for name, s in system_scores(i).items():
-            s = np.array(s, dtype=np.float32)
-            s[entry_article[i]] = -np.inf
-            rows.setdefault(name, []).append(s)
-    # the left-out article gets the lowest finite score, so it never enters the top 5
-    return global_stats({n: np.where(np.isinf(m), np.nanmin(np.where(np.isinf(m), np.nan, m)), m)
-                         for n, m in ((n, np.stack(v)) for n, v in rows.items())})
-
-
 class HybridScorer:
     """Scores every article for one question with the recommended design: dense encoders
-    (nearest entry per article) + BM25 over the entries (+ optionally the per-article classifier),
+    (nearest entry per article) + BM25 over the entries (+ optionally the per-article classifiers),
     each put on a global scale and summed with language-group weights.
 
-    The fused top score is what the answer / clarify / hand-off decision is calibrated on
-    (knowledge_base.evaluate.calibrate over ``rank`` results).
+    The fused scores rank; how sure the ranking is comes from knowledge_base.confidence, which
+    reads every system's scores, not only the fused top one.
     """
 
     def __init__(self, entry_article: Sequence[int], n_articles: int, entry_vectors: Mapping[str, np.ndarray],
-                 bm25, configs: Mapping[str, FusionConfig], classifier: ArticleClassifier | None = None,
-                 classifier_inputs: Sequence[str] = ("use", "minilm"),
+                 bm25, configs: Mapping[str, FusionConfig],
+                 classifiers: Mapping[str, ArticleClassifier] | None = None,
                  entry_langs: Sequence[str | None] | None = None):
         self.amap = ArticleMap(entry_article, n_articles)
         self._entry_article = list(entry_article)
@@ -142,8 +160,11 @@ class HybridScorer:
         self.entry_vectors = dict(entry_vectors)
         self.bm25 = bm25
         self.configs = dict(configs)
-        self.classifier = classifier
-        self.classifier_inputs = tuple(classifier_inputs)
+        self.classifiers = {n: c for n, c in (classifiers or {}).items() if c is not None}
+
+    @property
+    def stats(self) -> dict[str, tuple[float, float]]:
+        return next(iter(self.configs.values())).stats
 
     def config_for(self, lang: str | None) -> FusionConfig:
         return self.configs.get(lang_group(lang)) or self.configs["en"]
@@ -166,12 +187,16 @@ class HybridScorer:
             w[cfg.fill_from] = w[cfg.fill_from] or 1e-9  # needed to fill the non-native articles
         return w
 
-    def encoders_needed(self, lang: str | None) -> list[str]:
-        """Which query embeddings the caller must compute for a question in ``lang``."""
+    def encoders_needed(self, lang: str | None, every_system: bool = False) -> list[str]:
+        """Which query embeddings the caller must compute for a question in ``lang`` (all of them
+        with ``every_system``, e.g. for calibration questions scored for both language groups)."""
+        if every_system:
+            return list(self.entry_vectors)
         w = self._weights(lang)
         need = [n for n in self.entry_vectors if w.get(n)]
-        if w.get("clf") and self.classifier is not None:
-            need += [n for n in self.classifier_inputs if n not in need]
+        for name, clf in self.classifiers.items():
+            if w.get(name):
+                need += [n for n in CLASSIFIERS[name][0] if n not in need]
         return need
 
     def system_scores(self, text: str, lang: str | None, query_vecs: Mapping[str, np.ndarray],
@@ -183,16 +208,19 @@ class HybridScorer:
                 out[name] = self.amap.max(vecs @ np.asarray(query_vecs[name], dtype=np.float32).reshape(-1))
         if self.bm25 is not None and (w.get("bm25") or not only_needed):
             out["bm25"] = self.amap.max(self.bm25.scores(text, lang, normalise=True), fill=0.0)
-        if self.classifier is not None and (w.get("clf") or not only_needed) \
-                and all(n in query_vecs for n in self.classifier_inputs):
-            x = np.concatenate([np.asarray(query_vecs[n], dtype=np.float32).reshape(-1)
-                                for n in self.classifier_inputs])
-            out["clf"] = self.classifier.predict_proba(x)
+        for name, clf in self.classifiers.items():
+            inputs = CLASSIFIERS[name][0]
+            if (w.get(name) or not only_needed) and all(n in query_vecs for n in inputs):
+                x = np.concatenate([np.asarray(query_vecs[n], dtype=np.float32).reshape(-1) for n in inputs])
+                out[name] = clf.predict_proba(x)
         return out
+
+    def fuse(self, system_scores: Mapping[str, np.ndarray], lang: str | None) -> np.ndarray:
+        return self.config_for(lang).fuse(system_scores, self.native(lang))
 
     def scores(self, text: str, lang: str | None, query_vecs: Mapping[str, np.ndarray]) -> np.ndarray:
         """One fused score per article (higher is better)."""
-        return self.config_for(lang).fuse(self.system_scores(text, lang, query_vecs), self.native(lang))
+        return self.fuse(self.system_scores(text, lang, query_vecs), lang)
 
     def rank(self, text: str, lang: str | None, query_vecs: Mapping[str, np.ndarray], k: int | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -208,35 +236,42 @@ class HybridScorer:
             weights: Mapping[str, Mapping[str, float]] | None = None, classifier: bool = True,
             classifier_C: float = DEFAULT_CLASSIFIER_C, bm25_params: Mapping | None = None,
             stats: Mapping[str, tuple[float, float]] | None = None,
-            classifier_init: tuple[np.ndarray, np.ndarray] | None = None) -> "HybridScorer":
-        """Build BM25 (and the classifier), then the global stats from the calibration questions
-        ``(text, lang, query vectors)`` (labels are not needed), or from the entries themselves when
-        there are none. ``weights`` default to DEFAULT_WEIGHTS_CLF / DEFAULT_WEIGHTS. Given ``stats``
-        (a previous fit's, e.g. on an editor's publish) are kept as they are: fast, and the calibrated
-        decision thresholds stay on the same scale."""
+            classifier_init: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+            canonical: str | None = "en", heldout: "Callable[[HybridScorer], dict[str, np.ndarray]] | None" = None
+            ) -> "HybridScorer":
+        """Build BM25 and the classifiers, then the global stats: ``stats`` as given (a previous
+        fit's, e.g. on an editor's publish: fast, and the calibrated decision stays on the same
+        scale), else from the calibration questions ``(text, lang, query vectors)`` (labels are not
+        needed), else from ``heldout(scorer)``: system scores of entries used as questions with
+        themselves left out of the index and of the classifiers' training (knowledge_base.calibration).
+        A classifier scored on its own training entries is sure of every one of them, which made
+        its scale ten times too narrow. ``weights`` default to DEFAULT_WEIGHTS_CLF / DEFAULT_WEIGHTS."""
         from .lexical import BM25Index
 
         weights = weights or (DEFAULT_WEIGHTS_CLF if classifier else DEFAULT_WEIGHTS)
         bm25 = BM25Index(**(bm25_params or {})).build(list(entry_texts), list(entry_langs))
-        clf = None
-        if classifier and any(w.get("clf") for w in weights.values()):
-            X = np.hstack([entry_vectors[n] for n in ("use", "minilm") if n in entry_vectors])
-            clf = ArticleClassifier(C=classifier_C).fit(X, entry_article, n_articles, init=classifier_init)
+        classifiers = {}
+        if classifier:
+            for name, (inputs, which) in CLASSIFIERS.items():
+                if not any(w.get(name) for w in weights.values()):
+                    continue
+                rows = training_rows(entry_article, entry_langs, which, canonical)
+                X = np.hstack([entry_vectors[n][rows] for n in inputs])
+                init = (classifier_init or {}).get(name)
+                classifiers[name] = ArticleClassifier(C=classifier_C).fit(
+                    X, np.asarray(entry_article)[rows], n_articles, init=init)
         scorer = cls(entry_article, n_articles, entry_vectors, bm25,
-                     {g: FusionConfig(dict(w), "global", {}) for g, w in weights.items()}, clf,
+                     {g: FusionConfig(dict(w), "global", {}) for g, w in weights.items()}, classifiers,
                      entry_langs=entry_langs)
         if stats is not None:
             stats = {n: (float(v[0]), float(v[1])) for n, v in stats.items()}
         elif calibration:
             per = [scorer.system_scores(t, lang, qv, only_needed=False) for t, lang, qv in calibration]
             stats = global_stats({n: np.stack([p[n] for p in per]) for n in per[0]})
+        elif heldout is not None:
+            stats = global_stats(heldout(scorer))
         else:
-            rng = np.random.default_rng(0)
-            pick = rng.choice(len(entry_texts), min(300, len(entry_texts)), replace=False)
-            stats = stats_from_entries(
-                lambda i: scorer.system_scores(entry_texts[i], entry_langs[i],
-                                               {n: v[i] for n, v in entry_vectors.items()}, only_needed=False),
-                entry_article, pick)
+            raise ValueError("HybridScorer.fit needs stats, calibration questions or held-out entries")
         for cfg in scorer.configs.values():
             cfg.stats = stats
         return scorer
@@ -245,8 +280,8 @@ class HybridScorer:
         """JSON-serialisable state apart from the entry vectors (which a snapshot already stores)."""
         return {"configs": {g: c.to_dict() for g, c in self.configs.items()},
                 "bm25": self.bm25.to_dict() if self.bm25 is not None else None,
-                "classifier": self.classifier.to_dict() if self.classifier is not None else None,
-                "classifier_inputs": list(self.classifier_inputs), "n_articles": self.n_articles}
+                "classifiers": {n: c.to_dict() for n, c in self.classifiers.items()},
+                "n_articles": self.n_articles}
 
     @classmethod
     def from_state(cls, state: dict, entry_article: Sequence[int], entry_vectors: Mapping[str, np.ndarray],
@@ -256,5 +291,5 @@ class HybridScorer:
         return cls(entry_article, state["n_articles"], entry_vectors,
                    BM25Index.from_dict(state["bm25"]) if state.get("bm25") else None,
                    {g: FusionConfig.from_dict(c) for g, c in state["configs"].items()},
-                   ArticleClassifier.from_dict(state["classifier"]) if state.get("classifier") else None,
-                   state.get("classifier_inputs", ("use", "minilm")), entry_langs)
+                   {n: ArticleClassifier.from_dict(c) for n, c in (state.get("classifiers") or {}).items()},
+                   entry_langs)

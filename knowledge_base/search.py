@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .articles import Article
-from .decision import DecisionPolicy
+from .confidence import CLARIFY_OPTIONS, features, models_from_state
+from .decision import ANSWER, CLARIFY, DecisionPolicy
+from .hybrid import lang_group
 from .encoders import Encoder
 from .snapshot import Snapshot
 
@@ -36,6 +38,7 @@ class SearchResult:
     version: str
     lang: str | None = None
     timings_ms: dict = field(default_factory=dict)
+    confidence: float | None = None  # P(the top article is right), from the confidence model
 
     def to_dict(self) -> dict:
         return {
@@ -43,6 +46,7 @@ class SearchResult:
             "hits": [{"article_id": h.article_id, "title": h.title, "locale": h.locale, "score": round(h.score, 4),
                       "group": h.group, "link": h.link} for h in self.hits],
             "version": self.version,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
         }
 
 
@@ -79,6 +83,7 @@ class Searcher:
         for art in snapshot.articles.values():
             self._groups[art.group][art.locale] = art
         self.hybrid = None
+        self.confidence: dict = {}
         if snapshot.hybrid is not None:
             from .hybrid import HybridScorer
 
@@ -86,18 +91,41 @@ class Searcher:
             vectors = {PRIMARY: snapshot.vectors, **snapshot.extra_vectors}
             self.hybrid = HybridScorer.from_state(snapshot.hybrid, layout.entry_group, vectors, layout.entry_langs)
             self._group_names = layout.groups
+            self.confidence = models_from_state(snapshot.hybrid.get("confidence"))
 
     @property
     def mode(self) -> str:
         return "hybrid" if self.hybrid is not None else "dense"
 
     def ranked_groups(self, text: str, lang: str | None) -> list[tuple[str, float]]:
-        """All candidate groups, best first, with the score the decision is made on."""
-        if self.hybrid is not None:
-            qv = {n: self.encoders[n].encode([text])[0] for n in self.hybrid.encoders_needed(lang)}
-            positions, scores = self.hybrid.rank(text, lang, qv)
-            return [(self._group_names[p], float(s)) for p, s in zip(positions.tolist(), scores.tolist())]
-        return self.group_scores(self.encoder.encode([text])[0])
+        """All candidate groups, best first, with their fused (hybrid) or cosine (dense) score."""
+        return self.assess(text, lang)[0]
+
+    def assess(self, text: str, lang: str | None) -> tuple[list[tuple[str, float]], str, int, float | None]:
+        """(groups best first with their scores, decision, how many top groups it concerns, the
+        confidence that the top group is right or None when there is no confidence model)."""
+        if self.hybrid is None:
+            ranked = self.group_scores(self.encoder.encode([text])[0])
+            decision, n = self.policy.decide([s for _, s in ranked])
+            return ranked, decision, n, None
+        qv = {n: self.encoders[n].encode([text])[0] for n in self.hybrid.encoders_needed(lang)}
+        system = self.hybrid.system_scores(text, lang, qv)
+        fused = self.hybrid.fuse(system, lang)
+        order = np.argsort(-fused, kind="stable")
+        ranked = [(self._group_names[p], float(fused[p])) for p in order.tolist()]
+        model = self.confidence.get(lang_group(lang))
+        if model is None:
+            decision, n = self.policy.decide([s for _, s in ranked])
+            return ranked, decision, n, None
+        n_tokens = len(self.hybrid.bm25.query_terms(text, lang)) if self.hybrid.bm25 is not None else len(text.split())
+        F, _, names = features(system, self.hybrid.config_for(lang), self.hybrid.native(lang), [n_tokens], fused)
+        if names != model.names:
+            raise ValueError(f"the snapshot's confidence model expects {model.names}, the scorer gives {names}")
+        p1, p3 = model.predict(F)
+        margin = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else float("inf")
+        decision = model.decide(float(p1[0]), float(p3[0]), margin)
+        n = 1 if decision == ANSWER else (min(CLARIFY_OPTIONS, len(ranked)) if decision == CLARIFY else 0)
+        return ranked, decision, n, float(p1[0])
 
     @property
     def version(self) -> str:
@@ -141,21 +169,19 @@ class Searcher:
         fallback = versions.get(self.default_locale) or next(iter(sorted(versions.items())))[1]
         return fallback, bool(lang) and fallback.locale != lang
 
-    def search(self, text: str, lang: str | None = None, k: int = 5,
-               exclude_groups: tuple[str, ...] = ()) -> SearchResult:
+    def search(self, text: str, lang: str | None = None, k: int = 5) -> SearchResult:
         import time
 
         t0 = time.perf_counter()
-        ranked = [(g, s) for g, s in self.ranked_groups(text, lang) if g not in exclude_groups]
+        ranked, decision, n, confidence = self.assess(text, lang)
         t1 = time.perf_counter()
-        decision, n = self.policy.decide([s for _, s in ranked])
         hits = []
         for group, score in ranked[:max(k, n)]:
             art, other = self.pick_translation(group, lang)
             hits.append(Hit(art.id, group, art.title, art.locale, float(score), art.link, art.short_answer, other))
         t2 = time.perf_counter()
         return SearchResult(decision, hits, n, self.version, lang,
-                            {"rank": (t1 - t0) * 1000, "decide": (t2 - t1) * 1000})
+                            {"rank": (t1 - t0) * 1000, "decide": (t2 - t1) * 1000}, confidence)
 
     def article(self, article_id: str) -> Article | None:
         return self.snapshot.articles.get(article_id)

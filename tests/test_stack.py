@@ -51,6 +51,43 @@ def test_first_questions_are_answered_from_the_right_article_in_the_customers_la
     assert any(r.get("buttons") and {b["payload"] for b in r["buttons"]} == {"/affirm", "/deny"} for r in replies)
 
 
+# Customers' own wording, not the articles' titles or "also asked as" questions (nor the calibration
+# or test questions of data/eval); Japanese questions about English-only articles are answered from
+# the English article with a note that it is in English.
+PARAPHRASES = [
+    ("I typed my password wrong a bunch of times and now it won't let me in", "en", "account-locked", "en"),
+    ("the bank says my card got charged two times for the same box", "en", "charged-twice", "en"),
+    ("Ich will mein Abo für ein paar Wochen ruhen lassen", "de", "pause-subscription", "de"),
+    ("Siparişim hasarlı geldi", "tr", "damaged-item", "tr"),
+    ("同じ注文で二回請求されています", "ja", "charged-twice", "en"),
+    ("ギフトとして友達に定期便を贈りたい", "ja", "gift-subscription", "en"),
+]
+
+
+@pytest.mark.parametrize("question,lang,group,locale", PARAPHRASES)
+def test_paraphrased_questions_reach_the_right_article(running_stack, question, lang, group, locale):
+    import json
+
+    sender = _sender()
+    status, replies = running_stack.ask(sender, question)
+    assert status == 200, replies
+    link = f"/help/{locale}/{group}"
+    texts = [r.get("text") or "" for r in replies]
+    with running_stack.db() as db:
+        row = db.execute("SELECT e.data FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id "
+                         "JOIN contact_identities i ON i.contact_id = c.contact_id "
+                         "WHERE i.source_id = ? AND e.type = 'kb_answer'", (sender,)).fetchone()
+    assert row is not None, f"the question did not reach the knowledge base: {texts}"
+    data = json.loads(row["data"])
+    assert data["decision"] == "answer", data
+    assert data["articles"][0]["group"] == group and data["articles"][0]["locale"] == locale, data
+    assert any(link in t for t in texts), texts
+    if locale != lang:  # an article without a translation: answered in English, and said so
+        from actions.texts import response_text
+
+        assert response_text("utter_kb_answer_translated_note", lang) in texts, texts
+
+
 @pytest.mark.parametrize("question,lang", [
     ("Do you sell gift cards for the cinema next door?", "en"),
     ("Kann ich bei euch auch einen Kaffeevollautomaten mieten?", "de"),

@@ -120,6 +120,38 @@ async def test_try_a_question_with_a_new_draft(running_stack, editors):
     assert status == 400 and err["field"] == "question"
 
 
+WORKSHOP = {"locale": "en", "group": "latte-art-workshops", "title": "Latte art workshops",
+            "body": "Our baristas teach latte art in two-hour evening workshops at the Hamburg roastery, "
+                    "for up to eight people, 45 EUR per person.\n\n## Booking\nBook at brewbox.example/latte-art.",
+            "questions": ["Do you offer barista classes?", "Can I learn to pour milk foam hearts with you?"],
+            "tags": ["events"]}
+
+
+async def test_an_english_only_article_answers_german_and_japanese_questions(running_stack, editors):
+    """Cross-lingual fallback: a freshly published article with no translation answers a German and a
+    Japanese customer (in English, with a note saying so), and the editor's try shows it first."""
+    eva, edd = editors["eva"], editors["edd"]
+    status, body = await eva.post("/api/editor/articles", WORKSHOP)
+    assert status == 201, body
+    path = f"/api/editor/articles/{body['article']['id']}"
+    await eva.post(path + "/submit")
+    assert (await edd.post(path + "/approve"))[0] == 200
+    assert (await eva.post(path + "/publish"))[0] == 200
+    link = "/help/en/latte-art-workshops"
+    try:
+        for question, lang in (("Bietet ihr Kurse für Latte Art an?", "de"),
+                               ("ラテアートのワークショップに参加したいです", "ja")):
+            status, tried = await eva.post("/api/editor/try", {"question": question})
+            assert status == 200 and tried["language"] == lang, tried
+            assert tried["current"]["hits"][0]["group"] == "latte-art-workshops", tried
+            deadline = time.time() + 20  # the publish reaches the action server within a poll
+            while link not in bot_text(running_stack, question) and time.time() < deadline:
+                time.sleep(0.2)
+            assert link in bot_text(running_stack, question), f"{lang}: not answered from {link}"
+    finally:
+        await eva.post(path + "/unpublish")
+
+
 async def test_admin_force_and_scheduled_publishing(running_stack, editors):
     adm, eva = editors["adm"], editors["eva"]
     article = {**CUPPING, "group": "cupping-scheduled", "title": "Scheduled cupping sessions"}
