@@ -8,7 +8,7 @@ help:
 	@echo "make run    - set up what is missing and start the whole product (Ctrl-C stops it)"
 	@echo "make test   - set up what is missing and run the whole test suite"
 	@echo "make run-cluster - nginx, 2 gateways, 2 Rasa and 2 action servers on PostgreSQL and Redis (Ctrl-C stops it)"
-	@echo "make eval   - retrieval evaluation (writes bench/results/retrieval.json)"
+	@echo "make eval   - retrieval and answer-quality evaluation (writes bench/results/retrieval.json, quality.json)"
 	@echo "make bench  - latency benchmarks (writes bench/results/)"
 	@echo "make audit  - pip-audit of both Python environments (AUDIT_ADVISORY_DIR: an offline advisory folder)"
 
@@ -33,6 +33,7 @@ test: envs
 
 eval: setup
 	@$(PY) bench/retrieval_eval.py
+	@$(PY) bench/quality_eval.py
 
 bench: setup
 	@$(PY) bench/e2e_latency.py
