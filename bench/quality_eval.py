@@ -24,6 +24,7 @@ Lines (/work/shared/eval and the product's sample help centre):
   covid-de, covid-en  the COVID FAQ (question + answer, no "also asked as"): calibrated on one seeded half
                     of the queries, tested on the other, and the reverse (figures pooled over both)
   <line>/self       the same knowledge base calibrated on its own articles only (no labelled question)
+Lines with messages of at most TOPIC_WORDS words ("refund", "iptal", ...) also report those apart.
 
 Results: bench/results/quality.json (and a table on stdout). Embeddings are cached per text in
 var/cache/embeddings/ (bench/eval_data.py's cache).
@@ -45,6 +46,7 @@ import numpy as np  # noqa: E402
 
 from knowledge_base.articles import Article, load_markdown_folder, published  # noqa: E402
 from knowledge_base.builder import finish_calibration, fit_hybrid  # noqa: E402
+from knowledge_base.confidence import TOPIC_WORDS, word_count  # noqa: E402
 from knowledge_base.evaluate import Question, load_questions, search_metrics  # noqa: E402
 from knowledge_base.search import Searcher  # noqa: E402
 from knowledge_base.snapshot import prepare_snapshot  # noqa: E402
@@ -171,12 +173,17 @@ def run_line(name: str, self_calibrated: bool, encoders: dict, quick: bool) -> d
             test = [test[i] for i in keep]
         searcher = build(arts, [] if self_calibrated else cal, encoders)
         m = search_metrics(searcher, test)
+        topics = [q for q in test if word_count(q.text) <= TOPIC_WORDS]
+        if topics:
+            m["topics"] = {k: v for k, v in search_metrics(searcher, topics).items() if k != "per_lang"}
         parts.append(m)
         for lang, v in m.get("per_lang", {}).items():
             per_lang[lang].append(v)
         reports.append((searcher.snapshot.hybrid or {}).get("calibration"))
     res = {**pooled(parts), "seconds": round(time.time() - t0, 1), "articles": len({a.group for a in arts}),
            "calibration": reports if len(reports) > 1 else reports[0]}
+    if any("topics" in p for p in parts):
+        res["topics"] = pooled([p["topics"] for p in parts if "topics" in p])
     if len(per_lang) > 1:
         res["per_lang"] = {lang: pooled(v) for lang, v in per_lang.items()}
     return res
@@ -187,6 +194,8 @@ def table(results: dict) -> str:
     out = [head, "-" * len(head)]
     for name, r in results.items():
         rows = [(name, r)] + [(f"  [{lang}]", v) for lang, v in (r.get("per_lang") or {}).items()]
+        if r.get("topics"):
+            rows.append((f"  [<= {TOPIC_WORDS} words]", r["topics"]))
         for label, v in rows:
             out.append(f"{label:<32}" + "".join(f"{v[k]:>13.3f}" if v.get(k) is not None else f"{'-':>13}"
                                                  for k in KEYS))

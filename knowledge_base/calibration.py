@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .confidence import CLARIFY_OPTIONS, MAX_HANDOFF, Calibration, GroupModel, features, fit_group
+from .confidence import CLARIFY_OPTIONS, MAX_HANDOFF, Calibration, GroupModel, features, fit_group, word_count
 from .fusion import native_mask
 from .hybrid import CLASSIFIERS, ArticleClassifier, HybridScorer, lang_group, training_rows
 
@@ -126,7 +126,7 @@ def _stack(per_question: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.nda
 
 
 def _group_rows(scorer: HybridScorer, group: str, scores: Mapping[str, np.ndarray], gold: np.ndarray,
-                langs: Sequence[str | None], n_tokens: np.ndarray, units: np.ndarray, proxy: bool = False
+                langs: Sequence[str | None], n_words: np.ndarray, units: np.ndarray, proxy: bool = False
                 ) -> Calibration:
     """Features of questions in one language group (``gold``: their gold_matrix): as they are and,
     for the in-scope ones, a second time without their article. ``proxy``: questions of another
@@ -140,20 +140,20 @@ def _group_rows(scorer: HybridScorer, group: str, scores: Mapping[str, np.ndarra
     else:
         native = native_mask(scorer._entry_article, scorer._entry_langs, scorer.n_articles, list(langs)) \
             if scorer._entry_langs is not None else None
-    F, fused, names = features(scores, cfg, native, n_tokens)
+    F, fused, names = features(scores, cfg, native, n_words)
     order = np.argsort(-fused, axis=1, kind="stable")[:, :CLARIFY_OPTIONS]
     ins = gold.any(1)
     top1 = np.take_along_axis(gold, order[:, :1], 1)[:, 0]
     top3 = np.take_along_axis(gold, order, 1).any(1)
     keys = np.array([(lang or "").split("-")[0].lower() for lang in langs])
-    parts = [(F, top1, top3, ~ins, units, keys)]
+    parts = [(F, top1, top3, ~ins, units, keys, n_words, np.zeros(len(F), dtype=bool))]
     if ins.any():
         sub = {n: s[ins] for n, s in scores.items()}
         F2, _, _ = features(without_gold(sub, gold[ins]), cfg, native[ins] if native is not None else None,
-                            n_tokens[ins])
+                            n_words[ins])
         none = np.zeros(int(ins.sum()), dtype=bool)
-        parts.append((F2, none, none, ~none, units[ins], keys[ins]))
-    joined = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+        parts.append((F2, none, none, ~none, units[ins], keys[ins], n_words[ins], ~none))
+    joined = [np.concatenate([p[k] for p in parts]) for k in range(8)]
     return Calibration(joined[0], names, *joined[1:])
 
 
@@ -163,8 +163,7 @@ def calibration_sets(scorer: HybridScorer, scores: Mapping[str, np.ndarray], gol
     positions, see gold_matrix). A group without questions of its own is calibrated on the other
     questions as proxies (see ``_group_rows``)."""
     gold = gold_matrix(gold, scorer.n_articles)
-    n_tokens = np.array([len(scorer.bm25.query_terms(t, lang)) if scorer.bm25 is not None else len(t.split())
-                         for t, lang in zip(texts, langs)])
+    n_words = np.array([word_count(t) for t in texts])
     units = np.arange(len(gold))
     groups = np.array([lang_group(lang) for lang in langs])
     out = {}
@@ -173,7 +172,7 @@ def calibration_sets(scorer: HybridScorer, scores: Mapping[str, np.ndarray], gol
         rows = mine if mine.sum() >= MIN_QUESTIONS else np.ones(len(gold), dtype=bool)
         sub = {n: s[rows] for n, s in scores.items()}
         out[group] = _group_rows(scorer, group, sub, gold[rows], [langs[i] for i in np.flatnonzero(rows)],
-                                 n_tokens[rows], units[rows], proxy=not mine.any() or mine.sum() < MIN_QUESTIONS)
+                                 n_words[rows], units[rows], proxy=not mine.any() or mine.sum() < MIN_QUESTIONS)
     return out
 
 
@@ -185,9 +184,11 @@ def fit_confidence(sets: Mapping[str, Calibration], source: str, max_handoff: fl
     for group, cal in sets.items():
         model, out = fit_group(cal, source=source, max_handoff=max_handoff)
         models[group] = model
-        per_lang = out.pop("per_lang")
+        per_lang, topics = out.pop("per_lang"), out.pop("topics", {})
         report[group] = {"questions": int((~cal.unsupported).sum()), "unsupported": int(cal.unsupported.sum()),
                          **{k: round(v, 4) for k, v in out.items()},
                          "answer": model.answer, "margin": model.margin, "clarify": model.clarify,
+                         "topic_thresholds": list(model.topic) if model.topic else None,
+                         "topics": {k: round(v, 4) for k, v in topics.items()},
                          "per_lang": {lang: {k: round(v, 4) for k, v in o.items()} for lang, o in per_lang.items()}}
     return models, report

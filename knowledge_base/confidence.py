@@ -28,6 +28,7 @@ a knowledge base cannot keep both, fewer wrong answers win.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -38,6 +39,19 @@ from .fusion import FusionConfig
 
 CLARIFY_OPTIONS = 3
 CLASSIFIER_SYSTEMS = ("clf", "clfx")
+TOPIC_WORDS = 3  # a message of at most this many words names a topic rather than asks a question
+
+_CJK = re.compile(r"[\u3041-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]+")
+_WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+def word_count(text: str) -> int:
+    """Words of a message in any language: Unicode word runs outside CJK scripts, and a word per
+    four characters of CJK runs (Japanese has no spaces: パスワード is one word, a 26-character
+    sentence about six)."""
+    cjk = _CJK.findall(text)
+    rest = _CJK.sub(" ", text)
+    return len(_WORDS.findall(rest)) + sum(math.ceil(len(run) / 4) for run in cjk)
 
 
 def _top3(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +66,7 @@ def _top3(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def features(scores: Mapping[str, np.ndarray], cfg: FusionConfig, native: np.ndarray | None,
-             n_tokens: Sequence[int], fused: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+             n_words: Sequence[int], fused: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(features: questions x names, fused scores: questions x articles, feature names) for
     questions whose system scores (questions x articles each) are ``scores`` (``fused``: their
     fused scores when the caller has them already). A change here changes what a snapshot's
@@ -75,7 +89,7 @@ def features(scores: Mapping[str, np.ndarray], cfg: FusionConfig, native: np.nda
         if name in CLASSIFIER_SYSTEMS:
             p = np.clip(scores[name], 1e-12, 1.0)
             cols[f"{name}_entropy"] = -(p * np.log(p)).sum(1) / math.log(max(2, n_articles))
-    cols["log_tokens"] = np.log1p(np.asarray(n_tokens, dtype=np.float32))
+    cols["log_words"] = np.log1p(np.asarray(n_words, dtype=np.float32))
     if native is not None:
         nat = np.broadcast_to(np.atleast_2d(native), fused.shape)
         cols["native_top"] = nat[rows, top].astype(np.float32)
@@ -112,28 +126,40 @@ class GroupModel:
     clarify: float = 1.01  # p3 at or above (and p1 below ``answer``): offer the top articles
     calibrated_on: str = ""
     n_questions: int = 0
+    # (answer, margin, clarify) for messages of at most TOPIC_WORDS words, when the calibration
+    # questions had enough of them: a word like "refund" or "iptal" names a topic, and the articles
+    # on it are better offered than an "I don't know"
+    topic: tuple[float, float, float] | None = None
 
     def predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Z = (np.atleast_2d(F) - self.mean) / self.std
         return _sigmoid(Z @ self.coef1 + self.bias1), _sigmoid(Z @ self.coef3 + self.bias3)
 
-    def decide(self, p1: float, p3: float, fused_margin: float) -> str:
-        if p1 >= self.answer:
-            return ANSWER if fused_margin >= self.margin else CLARIFY
-        return CLARIFY if p3 >= self.clarify else HANDOFF
+    def decide(self, p1: float, p3: float, fused_margin: float, words: int | None = None) -> str:
+        answer, margin, clarify = self.thresholds(words)
+        if p1 >= answer:
+            return ANSWER if fused_margin >= margin else CLARIFY
+        return CLARIFY if p3 >= clarify else HANDOFF
+
+    def thresholds(self, words: int | None) -> tuple[float, float, float]:
+        if self.topic is not None and words is not None and words <= TOPIC_WORDS:
+            return self.topic
+        return self.answer, self.margin, self.clarify
 
     def to_dict(self) -> dict:
         return {"names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "coef1": self.coef1.tolist(), "bias1": self.bias1, "coef3": self.coef3.tolist(),
                 "bias3": self.bias3, "answer": self.answer, "margin": self.margin, "clarify": self.clarify,
-                "calibrated_on": self.calibrated_on, "n_questions": self.n_questions}
+                "calibrated_on": self.calibrated_on, "n_questions": self.n_questions,
+                "topic": list(self.topic) if self.topic is not None else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GroupModel":
         arr = lambda k: np.asarray(d[k], dtype=np.float64)  # noqa: E731
         return cls(list(d["names"]), arr("mean"), arr("std"), arr("coef1"), float(d["bias1"]), arr("coef3"),
                    float(d["bias3"]), float(d["answer"]), float(d["margin"]), float(d["clarify"]),
-                   d.get("calibrated_on", ""), int(d.get("n_questions", 0)))
+                   d.get("calibrated_on", ""), int(d.get("n_questions", 0)),
+                   tuple(float(x) for x in d["topic"]) if d.get("topic") else None)
 
 
 @dataclass
@@ -146,6 +172,8 @@ class Calibration:
     unsupported: np.ndarray  # the knowledge base has no answer: handing off is right
     units: np.ndarray  # questions that must stay in one fold (a question and its copy without its article)
     langs: np.ndarray  # each question's language
+    words: np.ndarray  # each question's word_count
+    copies: np.ndarray  # an answerable question again, with its right articles taken away
 
     @property
     def fused_margin(self) -> np.ndarray:
@@ -153,7 +181,12 @@ class Calibration:
 
     def subset(self, rows: np.ndarray) -> "Calibration":
         return Calibration(self.F[rows], self.names, self.top1_right[rows], self.top3_right[rows],
-                           self.unsupported[rows], self.units[rows], self.langs[rows])
+                           self.unsupported[rows], self.units[rows], self.langs[rows], self.words[rows],
+                           self.copies[rows])
+
+    @property
+    def topics(self) -> np.ndarray:
+        return self.words <= TOPIC_WORDS
 
 
 def outcomes(cal: Calibration, p1: np.ndarray, p3: np.ndarray, answer: float, margin: float, clarify: float
@@ -237,6 +270,7 @@ def fused_threshold(cal: Calibration) -> float:
 
 MAX_HANDOFF = 0.10  # the share of answerable questions the thresholds may hand off (on calibration)
 MAX_WRONG = 0.05  # ... and answer wrongly; this one wins when both cannot be kept
+MIN_TOPICS = 12  # answerable topic messages (TOPIC_WORDS) the calibration needs for topic thresholds
 
 
 def fit_group(cal: Calibration, C: float = 0.3, folds: int = 5, seed: int = 0, source: str = "",
@@ -262,13 +296,24 @@ def fit_group(cal: Calibration, C: float = 0.3, folds: int = 5, seed: int = 0, s
         p1[test] = _sigmoid(Z[test] @ c1 + b1)
         p3[test] = _sigmoid(Z[test] @ c3 + b3)
     answer, margin, clarify, _ = choose_thresholds(cal, p1, p3, max_handoff, MAX_WRONG)
+    per_row = np.tile([answer, margin, clarify], (len(F), 1))
+    topic = None
+    # Topic messages are calibrated without the copies whose articles were taken away: for a word like
+    # "payment", the other payment articles are a fair offer when the one it meant is missing. The
+    # unanswerable ones they must be told apart from are topics the help centre has nothing on.
+    t = cal.topics & ~cal.copies
+    if (t & ~cal.unsupported).sum() >= MIN_TOPICS and (t & cal.unsupported).sum() >= MIN_TOPICS // 4:
+        topic = choose_thresholds(cal.subset(t), p1[t], p3[t], max_handoff, MAX_WRONG)[:3]
+        per_row[cal.topics] = topic  # as a topic message is decided, copies included
     c1, b1 = _fit_lr(Z, cal.top1_right, C)
     c3, b3 = _fit_lr(Z, cal.top3_right, C)
-    model = GroupModel(cal.names, mean, std, c1, b1, c3, b3, answer, margin, clarify, source, len(F))
-    report = outcomes(cal, p1, p3, answer, margin, clarify)
-    report["per_lang"] = {lang: outcomes(cal.subset(cal.langs == lang), p1[cal.langs == lang],
-                                         p3[cal.langs == lang], answer, margin, clarify)
+    model = GroupModel(cal.names, mean, std, c1, b1, c3, b3, answer, margin, clarify, source, len(F), topic)
+    report = outcomes(cal, p1, p3, per_row[:, 0], per_row[:, 1], per_row[:, 2])
+    report["per_lang"] = {lang: outcomes(cal.subset(cal.langs == lang), p1[cal.langs == lang], p3[cal.langs == lang],
+                                         *per_row[cal.langs == lang].T)
                           for lang in sorted(set(cal.langs.tolist())) if lang}
+    if t.any():
+        report["topics"] = outcomes(cal.subset(t), p1[t], p3[t], *per_row[t].T)
     return model, report
 
 

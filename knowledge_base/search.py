@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .articles import Article
-from .confidence import CLARIFY_OPTIONS, features, models_from_state
+from .confidence import CLARIFY_OPTIONS, features, models_from_state, word_count
 from .decision import ANSWER, CLARIFY, DecisionPolicy
 from .hybrid import lang_group
 from .encoders import Encoder
@@ -117,13 +117,13 @@ class Searcher:
         if model is None:
             decision, n = self.policy.decide([s for _, s in ranked])
             return ranked, decision, n, None
-        n_tokens = len(self.hybrid.bm25.query_terms(text, lang)) if self.hybrid.bm25 is not None else len(text.split())
-        F, _, names = features(system, self.hybrid.config_for(lang), self.hybrid.native(lang), [n_tokens], fused)
+        words = word_count(text)
+        F, _, names = features(system, self.hybrid.config_for(lang), self.hybrid.native(lang), [words], fused)
         if names != model.names:
             raise ValueError(f"the snapshot's confidence model expects {model.names}, the scorer gives {names}")
         p1, p3 = model.predict(F)
         margin = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else float("inf")
-        decision = model.decide(float(p1[0]), float(p3[0]), margin)
+        decision = model.decide(float(p1[0]), float(p3[0]), margin, words)
         n = 1 if decision == ANSWER else (min(CLARIFY_OPTIONS, len(ranked)) if decision == CLARIFY else 0)
         return ranked, decision, n, float(p1[0])
 

@@ -114,7 +114,7 @@ def _calibration(p1, right, unsupported):
     n = len(p1)
     F = np.zeros((n, 2))
     return Calibration(F, ["fused_top", "fused_margin"], np.array(right), np.array(right),
-                       np.array(unsupported), np.arange(n), np.array(["en"] * n))
+                       np.array(unsupported), np.arange(n), np.array(["en"] * n), np.full(n, 8), np.zeros(n, bool))
 
 
 def test_thresholds_keep_within_the_handoff_budget():
@@ -156,7 +156,7 @@ def _noisy_calibration(noise: float, seed: int = 1) -> Calibration:
     unsupported = ~right & (rng.uniform(size=n) < 0.7)
     F = np.stack([x, rng.normal(size=n)], 1)
     return Calibration(F, ["fused_top", "fused_margin"], right, right, unsupported, np.arange(n),
-                       np.array(["en"] * n))
+                       np.array(["en"] * n), np.full(n, 8), np.zeros(n, bool))
 
 
 def test_fit_group_keeps_wrong_answers_down_before_the_handoff_budget():
@@ -192,3 +192,21 @@ def test_a_publish_that_replaces_most_articles_recalibrates(tmp_path):
     other = prepare_snapshot(tmp_path, [article(f"bank-{i}-en", f"Bank topic {i}", "Body.") for i in range(7)], use,
                              extra_encoders={"minilm": minilm})
     assert needs_recalibration(current, other)
+
+
+def test_words_are_counted_in_every_script():
+    from knowledge_base.confidence import word_count
+
+    assert word_count("refund") == 1 and word_count("promo code") == 2 and word_count("Konto löschen") == 2
+    assert word_count("パスワード") == 2 and word_count("返品") == 1
+    assert word_count("パスワードを何度も間違えてログインできなくなりました") >= 6
+    assert word_count("Ich will mein Abo für ein paar Wochen ruhen lassen") == 10
+
+
+def test_topic_messages_get_their_own_thresholds():
+    m = GroupModel(["a"], np.zeros(1), np.ones(1), np.zeros(1), 0.0, np.zeros(1), 0.0,
+                   answer=0.7, margin=0.0, clarify=0.6, topic=(0.8, 0.0, 0.2))
+    assert m.decide(0.5, 0.3, 1.0, words=12) == HANDOFF  # a question: the group's thresholds
+    assert m.decide(0.5, 0.3, 1.0, words=1) == CLARIFY  # "refund": the articles on it are offered
+    assert m.decide(0.75, 0.9, 1.0, words=1) == CLARIFY and m.decide(0.75, 0.9, 1.0, words=12) == ANSWER
+    assert GroupModel.from_dict(m.to_dict()).topic == (0.8, 0.0, 0.2)
