@@ -83,9 +83,7 @@ class ActionAnswerFromKB(Action):
             best = result.hits[0]
             send_answer(dispatcher, best)
             emit(dispatcher, "kb_answer", decision=ANSWER, query=text, articles=summaries, version=result.version)
-            floor = searcher.policy.next_best_floor
-            candidates = [h.group for h in result.hits[1:3] if h.score >= floor]
-            return events + answered_events(tracker, best, candidates)
+            return events + answered_events(tracker, best, [h.group for h in result.next_best])
         if result.decision == CLARIFY:
             options = result.hits[:result.n_decided]
             buttons = [{"title": h.title, "payload": choose_payload(h.group)} for h in options]

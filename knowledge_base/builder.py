@@ -32,7 +32,7 @@ class BuildOutcome:
 
 # Changes whenever what the hybrid scorer fits changes (classifiers, statistics, confidence models), so
 # that an older snapshot is rebuilt instead of being read by code that expects more of it.
-SCORER_VERSION = "s5"
+SCORER_VERSION = "s6"
 
 
 def _file_hash(path: Path | None) -> str:

@@ -23,7 +23,8 @@ questions), with the project's objective (knowledge_base.evaluate.calibrate): in
 and hand-off of unanswerable questions weighted equally, a wrong answer costing twice a needless
 hand-off and a clarification a quarter, among the thresholds that answer at most MAX_WRONG of the
 in-scope questions wrongly and hand off at most ``max_handoff`` of them (KB_MAX_HANDOFF_RATE); when
-a knowledge base cannot keep both, fewer wrong answers win.
+a knowledge base cannot keep both, fewer wrong answers win. Whatever the calibration, nothing with
+p1 under MIN_ANSWER (.5) is answered outright.
 """
 from __future__ import annotations
 
@@ -220,8 +221,9 @@ def choose_thresholds(cal: Calibration, p1: np.ndarray, p3: np.ndarray, max_hand
     the objective alone decides. A vectorised grid."""
     ins, oos = ~cal.unsupported, cal.unsupported
     qs = np.linspace(0, 1, 41)
-    t1s = np.unique(np.round(np.concatenate([np.quantile(p1, qs), [1.01, float(p1.min()) - 1e-6],
+    t1s = np.unique(np.round(np.concatenate([np.quantile(p1, qs), [1.01, MIN_ANSWER],
                                               np.quantile(p1[ins], np.linspace(0, 0.5, 101)) if ins.any() else []]), 6))
+    t1s = t1s[t1s >= MIN_ANSWER]
     t3s = np.unique(np.round(np.concatenate([np.quantile(p3, qs[::2]), [1.01],
                                               np.quantile(p3[ins], np.linspace(0, 0.5, 26)) if ins.any() else []]), 6))
     fm = cal.fused_margin
@@ -229,7 +231,7 @@ def choose_thresholds(cal: Calibration, p1: np.ndarray, p3: np.ndarray, max_hand
     margins = np.unique(np.round([0.0, *np.quantile(ins_m, [0.05, 0.1, 0.2])], 6))
     n_in, n_out = max(1, int(ins.sum())), max(1, int(oos.sum()))
     # best thresholds keeping both limits / the wrong answers only / neither
-    best = [(float(p1.min()) - 1e-6, 0.0, 1.01, -np.inf)] * 3
+    best = [(MIN_ANSWER, 0.0, 1.01, -np.inf)] * 3
     ge1 = p1[None, :] >= t1s[:, None]  # T1 x N
     ge3 = p3[None, :] >= t3s[:, None]  # T3 x N
     for m in margins:
@@ -271,6 +273,9 @@ def fused_threshold(cal: Calibration) -> float:
 MAX_HANDOFF = 0.10  # the share of answerable questions the thresholds may hand off (on calibration)
 MAX_WRONG = 0.05  # ... and answer wrongly; this one wins when both cannot be kept
 MIN_TOPICS = 12  # answerable topic messages (TOPIC_WORDS) the calibration needs for topic thresholds
+# Never answer outright what is more likely wrong than right: below this p1 the top articles are
+# offered (when p3 allows) or the question is handed off.
+MIN_ANSWER = 0.5
 
 
 def fit_group(cal: Calibration, C: float = 0.3, folds: int = 5, seed: int = 0, source: str = "",

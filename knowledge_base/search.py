@@ -39,6 +39,8 @@ class SearchResult:
     lang: str | None = None
     timings_ms: dict = field(default_factory=dict)
     confidence: float | None = None  # P(the top article is right), from the confidence model
+    # the runners-up worth offering if the customer says the answer did not help
+    next_best: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -104,10 +106,17 @@ class Searcher:
     def assess(self, text: str, lang: str | None) -> tuple[list[tuple[str, float]], str, int, float | None]:
         """(groups best first with their scores, decision, how many top groups it concerns, the
         confidence that the top group is right or None when there is no confidence model)."""
+        ranked, decision, n, p1, _ = self._assess(text, lang)
+        return ranked, decision, n, p1
+
+    def _assess(self, text: str, lang: str | None):
+        """assess, and how many runners-up are worth offering after an unhelpful answer: the next two
+        when the confidence model finds the right article likely among the top three (p3 >= .5),
+        else (no model) those whose score reaches the policy's next-best floor."""
         if self.hybrid is None:
             ranked = self.group_scores(self.encoder.encode([text])[0])
             decision, n = self.policy.decide([s for _, s in ranked])
-            return ranked, decision, n, None
+            return ranked, decision, n, None, self._runners_up_by_floor(ranked)
         qv = {n: self.encoders[n].encode([text])[0] for n in self.hybrid.encoders_needed(lang)}
         system = self.hybrid.system_scores(text, lang, qv)
         fused = self.hybrid.fuse(system, lang)
@@ -116,7 +125,7 @@ class Searcher:
         model = self.confidence.get(lang_group(lang))
         if model is None:
             decision, n = self.policy.decide([s for _, s in ranked])
-            return ranked, decision, n, None
+            return ranked, decision, n, None, self._runners_up_by_floor(ranked)
         words = word_count(text)
         F, _, names = features(system, self.hybrid.config_for(lang), self.hybrid.native(lang), [words], fused)
         if names != model.names:
@@ -125,7 +134,12 @@ class Searcher:
         margin = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else float("inf")
         decision = model.decide(float(p1[0]), float(p3[0]), margin, words)
         n = 1 if decision == ANSWER else (min(CLARIFY_OPTIONS, len(ranked)) if decision == CLARIFY else 0)
-        return ranked, decision, n, float(p1[0])
+        runners_up = min(2, len(ranked) - 1) if p3[0] >= 0.5 else 0
+        return ranked, decision, n, float(p1[0]), runners_up
+
+    def _runners_up_by_floor(self, ranked) -> int:
+        floor = self.policy.next_best_floor
+        return sum(1 for _, s in ranked[1:3] if s >= floor)
 
     @property
     def version(self) -> str:
@@ -173,7 +187,7 @@ class Searcher:
         import time
 
         t0 = time.perf_counter()
-        ranked, decision, n, confidence = self.assess(text, lang)
+        ranked, decision, n, confidence, runners_up = self._assess(text, lang)
         t1 = time.perf_counter()
         hits = []
         for group, score in ranked[:max(k, n)]:
@@ -181,7 +195,8 @@ class Searcher:
             hits.append(Hit(art.id, group, art.title, art.locale, float(score), art.link, art.short_answer, other))
         t2 = time.perf_counter()
         return SearchResult(decision, hits, n, self.version, lang,
-                            {"rank": (t1 - t0) * 1000, "decide": (t2 - t1) * 1000}, confidence)
+                            {"rank": (t1 - t0) * 1000, "decide": (t2 - t1) * 1000}, confidence,
+                            hits[1:1 + runners_up])
 
     def article(self, article_id: str) -> Article | None:
         return self.snapshot.articles.get(article_id)

@@ -140,7 +140,7 @@ async def test_an_english_only_article_answers_german_and_japanese_questions(run
     link = "/help/en/latte-art-workshops"
     try:
         for question, lang in (("Bietet ihr Kurse für Latte Art an?", "de"),
-                               ("ラテアートのワークショップに参加したいです", "ja")):
+                               ("ラテアートの講座はありますか？", "ja")):
             status, tried = await eva.post("/api/editor/try", {"question": question})
             assert status == 200 and tried["language"] == lang, tried
             assert tried["current"]["hits"][0]["group"] == "latte-art-workshops", tried
