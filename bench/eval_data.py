@@ -51,6 +51,16 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def write_results(path: str | Path, out: dict) -> Path:
+    """Write a benchmark's figures as JSON atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 # ================================================================================================
 # Embedding cache
 # ================================================================================================

@@ -32,15 +32,12 @@ var/cache/embeddings/ (bench/eval_data.py's cache).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 
-from eval_data import EVAL, ROOT, SEED, EmbeddingCache, _jsonl, log  # noqa: E402 (sets threads, sys.path)
+from eval_data import EVAL, ROOT, SEED, EmbeddingCache, _jsonl, log, write_results  # noqa: E402 (sets threads, sys.path)
 
 import numpy as np  # noqa: E402
 
@@ -226,12 +223,7 @@ def main() -> int:
     print(text)
     out = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": args.quick, "seed": SEED,
            "results": results, "table_text": text}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    log(f"wrote {path}")
+    log(f"wrote {write_results(args.out, out)}")
     return 0
 
 

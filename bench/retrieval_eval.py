@@ -61,7 +61,8 @@ import time
 from pathlib import Path
 
 # eval_data first: it puts the project on sys.path and sets the thread counts before numpy's libraries load
-from eval_data import CACHE, DATASETS, ENCODERS, EmbeddingCache, FLOOR, Line, RESULTS, SEED, SYSTEMS, log
+from eval_data import (CACHE, DATASETS, ENCODERS, EmbeddingCache, FLOOR, Line, RESULTS, SEED, SYSTEMS, log,
+                       write_results)
 
 import numpy as np  # noqa: E402
 from knowledge_base.hybrid import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_CLF, HybridScorer
@@ -243,12 +244,7 @@ def main() -> int:
         "table": [{"row": r, **{s: v for s, v in zip(SYSTEMS, vals)}, "floor": f} for r, vals, f, _ in rows],
         "table_text": table, "timings": timings, "seconds": round(time.time() - t_start, 1),
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    log(f"wrote {path} in {time.time() - t_start:.0f}s")
+    log(f"wrote {write_results(args.out, out)} in {time.time() - t_start:.0f}s")
     return 0
 
 
