@@ -20,6 +20,13 @@ from knowledge_base.config import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium, or a chromium found on PATH on a machine that keeps it elsewhere."""
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
 async def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
@@ -84,7 +91,7 @@ def require_service(service: str, where: str):
 def playwright_api(kind: str = "sync"):
     """``playwright.sync_api`` or ``playwright.async_api``, for a test driving Debian's Chromium;
     ``missing_service("Chromium", ...)`` when the browser or Playwright is not installed."""
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    if not chromium_executable():
         missing_service("Chromium", f"{CHROMIUM} is not installed (scripts/test_prereqs.sh installs it)")
     try:
         return importlib.import_module(f"playwright.{kind}_api")

@@ -21,15 +21,12 @@ import pytest
 
 from knowledge_base.config import PROJECT_ROOT
 
-from ..conftest import ARTIFACTS, WIDGET_TEST_SECRET, playwright_api
+from ..conftest import ARTIFACTS, CHROMIUM_ARGS, WIDGET_TEST_SECRET, chromium_executable, playwright_api
 from ..inbox.stack_helpers import PASSWORD, SyncAgent
 
 playwright_api("sync")  # fails under CI=true, else skips the module, without Chromium or Playwright
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
 ANSWER_TIMEOUT = 60_000  # ms: the first answers of a fresh stack can be slow on a 2-core machine
@@ -44,7 +41,7 @@ def browser():
     # Module scope: Playwright's sync API keeps an event loop running in this thread while it is
     # open, and the async tests of other modules need the thread to themselves.
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             yield b
         finally:

@@ -14,10 +14,9 @@ import pytest
 
 from knowledge_base.config import PROJECT_ROOT
 
-from ..conftest import ARTIFACTS, playwright_api
+from ..conftest import ARTIFACTS, CHROMIUM_ARGS, chromium_executable, playwright_api
 from ..inbox.conftest import PASSWORD
 from ..inbox.stack_helpers import SyncAgent, request
-from ..inbox.test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 from .test_editor_stack import bot_text
 
 pytestmark = pytest.mark.stack
@@ -66,7 +65,7 @@ def test_write_review_publish_roll_back_in_the_browser(running_stack):
     question = "Can my office get a coffee subscription for the whole team?"
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
             sign_in(page, url, eva)

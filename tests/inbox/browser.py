@@ -3,12 +3,9 @@ inbox, the dashboard and the like on the in-process gateway."""
 from __future__ import annotations
 
 import contextlib
-import shutil
-from pathlib import Path
 
-from ..conftest import playwright_api
+from ..conftest import CHROMIUM_ARGS, chromium_executable, playwright_api
 from .conftest import PASSWORD
-from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 
 
 @contextlib.asynccontextmanager
@@ -17,8 +14,7 @@ async def signed_in_page(base_url: str, path: str, email: str, viewport: dict):
     fails under CI=true, else skips; tests/conftest.py's missing_service)."""
     async_api = playwright_api("async")
     async with async_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
-                                          else shutil.which("chromium"), args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport=viewport)
             await page.goto(base_url + path)

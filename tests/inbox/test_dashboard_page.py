@@ -5,15 +5,13 @@ customer count entered on the page gives its churn rates; the CSV link downloads
 dashboard; HTML in a customer's name is shown as text. Screenshot: tests/artifacts/dashboard.png."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from bot.keys import SESSIONMAKER
 from bot.store.models import Contact
 
-from ..conftest import ARTIFACTS, playwright_api
+from ..conftest import ARTIFACTS, CHROMIUM_ARGS, chromium_executable, playwright_api
 from .conftest import PASSWORD, make_settings, start_gateway
-from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 from .test_metrics import seed
 
 
@@ -50,7 +48,7 @@ async def test_an_admin_reads_the_week_in_the_browser(tmp_path, assistant):
         assert (await ben_api.post(f"/api/inbox/conversations/{conv['id']}/confirm-email",
                                    {"email": "kim@example.com"}))[0] == 200
     await ben_api.close()
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    executable = chromium_executable()
     try:
         async with async_api.async_playwright() as p:
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

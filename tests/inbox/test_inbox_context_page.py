@@ -3,16 +3,13 @@ customer's churn risk with its reasons, the "very upset" mark on the message (a 
 "Confirm and link" joining the customer's other contact so the timeline shows both conversations."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 from bot.keys import SESSIONMAKER
 from bot.store import repository as repo
 from bot.store.models import Conversation, Message
 
-from ..conftest import ARTIFACTS, playwright_api
+from ..conftest import ARTIFACTS, CHROMIUM_ARGS, chromium_executable, playwright_api
 from .conftest import PASSWORD, make_settings, start_gateway
-from .test_inbox_stack import CHROMIUM, CHROMIUM_ARGS
 
 
 async def test_churn_risk_upset_mark_and_confirm_and_link_in_the_browser(tmp_path, assistant):
@@ -35,7 +32,7 @@ async def test_churn_risk_upset_mark_and_confirm_and_link_in_the_browser(tmp_pat
                                                         "p_negative": 0.97, "p_positive": 0.01, "severity": "high"})
             await session.commit()
         await api.close()
-        executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+        executable = chromium_executable()
         async with async_api.async_playwright() as p:
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             expect = async_api.expect

@@ -13,14 +13,11 @@ import pytest
 from actions.texts import response_text
 from bot.i18n import t
 
-from ..conftest import ARTIFACTS, playwright_api
+from ..conftest import ARTIFACTS, CHROMIUM_ARGS, chromium_executable, playwright_api
 from .stack_helpers import PASSWORD, InboxGateway
 
 pytestmark = pytest.mark.stack
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
 ASK = {
     "en": "I want to talk to a person",
     "de": "Ich möchte mit einem Mitarbeiter sprechen",
@@ -85,7 +82,7 @@ def test_an_agent_takes_over_in_the_browser_and_a_restart_loses_nothing(inbox_ga
     n_before = len(gw.poll(s)[1]["messages"])
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="en-GB")
             page.goto(gw.url + "/inbox")

@@ -1,5 +1,4 @@
 import json
-import time
 
 import numpy as np
 import pytest
@@ -147,15 +146,17 @@ def test_empty_and_mismatched_inputs():
         BM25Index.from_dict({"format": "something-else"})
 
 
-def test_fast_on_100k_texts():
+def test_ranks_the_matching_text_first_among_100k():
+    """At scale the matching text still wins: every query's source text ranks first and texts that share
+    no word with the query score 0 (speed on this set is measured by bench/lexical_speed.py)."""
     rng = np.random.default_rng(0)
     vocab = np.array([f"w{i}" for i in range(20000)])
     words = vocab[rng.integers(0, len(vocab), size=(100_000, 12))]
     texts = [" ".join(row) for row in words.tolist()]
     idx = BM25Index().build(texts, ["en"] * len(texts))
-    queries = [" ".join(rng.choice(vocab, size=6)) for _ in range(50)]
-    t0 = time.perf_counter()
-    for q in queries:
-        idx.scores(q, "en")
-    per_query_ms = (time.perf_counter() - t0) * 1000 / len(queries)
-    assert per_query_ms < 10, per_query_ms
+    for source in rng.integers(0, len(texts), size=20):
+        query = " ".join(words[source][:6])
+        s = idx.scores(query, "en")
+        assert int(np.argmax(s)) == source
+        shares = np.isin(words, words[source][:6]).any(axis=1)
+        assert (s[~shares] == 0).all() and (s[shares] > 0).all()
