@@ -27,6 +27,8 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import keys
+from .channels.whatsapp_api import NAME as WHATSAPP
+from .channels.whatsapp_batches import scrub_batches
 from .store.models import (Contact, ContactIdentity, ContactMerge, Conversation, ConversationEvent, ConversationNote,
                            EventStreamEntry, Message, SurveyResponse, WebhookOutbox)
 
@@ -135,6 +137,12 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
                                                          ContactMerge.kept_public_id == public_id,
                                                          ContactMerge.merged_public_id == public_id)))
     counts["merges"] = len(merged_ids)
+    # WhatsApp updates accepted but not yet stored (bot/channels/whatsapp_batches.py) would bring them back
+    wa_ids = set((await session.execute(select(ContactIdentity.source_id).where(
+        ContactIdentity.contact_id == pk, ContactIdentity.channel == WHATSAPP))).scalars())
+    if contact.phone:
+        wa_ids.add(contact.phone.lstrip("+"))
+    counts["pending_whatsapp_updates"] = await scrub_batches(session, wa_ids)
     await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id == pk))
     await session.execute(delete(Contact).where(Contact.id == pk))
     await session.commit()

@@ -8,7 +8,9 @@ stored whole, verified, in one write (``inbound_batches``) before the 200, and s
 statuses in the background, one batch at a time in arrival order; the row is deleted once everything
 in it is stored. A batch that a stop or crash interrupted is processed again at the next start: that
 is safe because processing is idempotent (messages are deduplicated on their wamid, statuses never go
-backwards), also when another gateway replica started meanwhile and processes it at the same time."""
+backwards), also when another gateway replica started meanwhile and processes it at the same time.
+Deleting a contact (bot/privacy.py) also takes that customer's updates out of the batches still waiting
+(``scrub_batches``), so nothing of them is stored after the deletion."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +19,7 @@ import logging
 
 from aiohttp import web
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..store.models import InboundBatch
 from .whatsapp_api import NAME, parse_notification
@@ -98,3 +101,49 @@ class WebhookBatches:
             log.info("whatsapp: storing %d batch(es) accepted before the restart", len(ids))
         for batch_id in ids:
             await self._process_batch(batch_id)
+
+
+# --- privacy: a deleted customer's updates leave the waiting batches -------------------------------
+
+# where Meta's notification names the customer (phone number id, or the business-scoped user id)
+CUSTOMER_FIELDS = {"contacts": ("wa_id", "user_id"), "messages": ("from", "from_user_id"),
+                   "statuses": ("recipient_id", "recipient_user_id")}
+
+
+def without_customers(body: dict, ids: set[str]) -> tuple[int, bool]:
+    """Remove, in place, the contacts, messages and statuses of these customers from one notification:
+    (the number of messages and statuses removed, whether anything was removed)."""
+    removed, changed = 0, False
+    for entry in body.get("entry") or [] if isinstance(body, dict) else []:
+        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                continue
+            for key, fields in CUSTOMER_FIELDS.items():
+                items = value.get(key)
+                if not isinstance(items, list):
+                    continue
+                kept = [x for x in items if not (isinstance(x, dict) and any(str(x.get(f)) in ids for f in fields
+                                                                              if x.get(f) is not None))]
+                if len(kept) != len(items):
+                    removed += (len(items) - len(kept)) if key != "contacts" else 0
+                    value[key], changed = kept, True
+    return removed, changed
+
+
+async def scrub_batches(session: AsyncSession, ids: set[str]) -> int:
+    """Take these customers' updates out of the WhatsApp batches not yet stored (in the caller's
+    transaction); the number of updates removed."""
+    ids = {i for i in ids if i}
+    if not ids:
+        return 0
+    removed = 0
+    for batch in (await session.execute(select(InboundBatch).where(InboundBatch.channel == NAME))).scalars():
+        if not any(i in batch.body for i in ids):
+            continue
+        body = await parse_json(batch.body.encode("utf-8"))
+        n, changed = without_customers(body, ids)
+        if changed:
+            batch.body = json.dumps(body, ensure_ascii=False)
+            removed += n
+    return removed

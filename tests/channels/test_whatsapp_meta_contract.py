@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from bot import keys
+from bot import keys, privacy
 from bot.channels import whatsapp, whatsapp_send
 from bot.channels.base import Recipient
 from bot.channels.whatsapp_render import split_text
@@ -121,6 +121,40 @@ async def test_a_batch_of_1000_updates_gets_its_200_before_it_is_stored_and_surv
         assert (await gw.sim.deliver(raw, signature=sign(gw.sim.app_secret, raw)))[0] == 200  # Meta retries it
         await asyncio.sleep(1.0)
         assert count(gw, "SELECT count(*) FROM messages WHERE direction = 'in'") == len(stored)
+
+
+async def test_deleting_a_contact_takes_its_updates_out_of_a_batch_still_waiting(tmp_path, monkeypatch):
+    async with whatsapp_gateway(tmp_path) as gw:
+        gone, stays = wa(), wa()
+        await gw.sim.send_text(gone, "Where is my parcel?", name="Gone")
+        await wait_until(lambda: len(gw.sim.messages_to(gone)) == 2, what="two replies")
+        monkeypatch.setattr(whatsapp.WhatsAppChannel, "_schedule", lambda self, mid: None)  # not answered here
+        gate, original = asyncio.Event(), whatsapp.WhatsAppChannel._process_batch
+
+        async def gated(self, batch_id):
+            await gate.wait()
+            await original(self, batch_id)
+
+        monkeypatch.setattr(whatsapp.WhatsAppChannel, "_process_batch", gated)
+        notes = [gw.sim.message_notification(user, {"type": "text", "text": {"body": f"Meine Adresse: Hauptstraße {i}"}},
+                                             name=f"Kunde {i}")[1] for i, user in enumerate([gone, stays] * 3)]
+        outbound = [m["id"] for m in gw.sim.messages_to(gone)]
+        notes += [gw.sim.status_notification(w, "read") for w in outbound]
+        raw = meta_json(gw.sim.batch(notes, one_value=True))
+        assert (await gw.sim.deliver(raw, signature=sign(gw.sim.app_secret, raw)))[0] == 200
+        assert count(gw, "SELECT count(*) FROM inbound_batches") == 1  # waiting, not yet stored
+        async with gw.app[keys.SESSIONMAKER]() as session:  # what DELETE /api/admin/contacts/{id} does
+            contact = await privacy.find_contact(session, f"whatsapp:{gone}")
+            out = await privacy.delete_contact(session, contact, gw.settings.rasa_tracker_store_url)
+        assert out["pending_whatsapp_updates"] == 3 + len(outbound)
+        with gw.db() as db:
+            body = db.execute("SELECT body FROM inbound_batches").fetchone()[0]
+        assert gone not in body and body.count(stays) >= 3
+        gate.set()
+        await wait_until(lambda: count(gw, "SELECT count(*) FROM inbound_batches") == 0, what="the batch stored")
+        assert count(gw, f"SELECT count(*) FROM contact_identities WHERE source_id = '{gone}'") == 0
+        assert count(gw, "SELECT count(*) FROM messages WHERE text LIKE 'Meine Adresse%'") == 3
+        assert [r["text"] for r in gw.rows(stays, "in")] == [f"Meine Adresse: Hauptstraße {i}" for i in (1, 3, 5)]
 
 
 async def test_the_webhook_has_its_own_body_limit_checked_before_anything_is_stored(tmp_path):
