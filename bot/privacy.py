@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import keys
 from .channels.whatsapp_api import NAME as WHATSAPP
-from .channels.whatsapp_batches import scrub_batches
+from .channels.whatsapp_batches import record_erasure, scrub_batches
 from .store.models import (Contact, ContactIdentity, ContactMerge, Conversation, ConversationEvent, ConversationNote,
                            EventStreamEntry, Message, SurveyResponse, WebhookOutbox)
 
@@ -110,7 +110,9 @@ async def _in_thread(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: str) -> dict:
+async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: str, erasure_key: str = "") -> dict:
+    """``erasure_key``: the WhatsApp app secret (``erasure_key_of``); with it, what the customer sent
+    before this deletion and WhatsApp delivers after it is not stored (an erasure, kept a week)."""
     public_id, pk = contact.public_id, contact.id
     # contacts merged into this one talked to Rasa under their own ids
     merged_ids = list((await session.execute(select(ContactMerge.merged_public_id).where(
@@ -143,6 +145,7 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
     if contact.phone:
         wa_ids.add(contact.phone.lstrip("+"))
     counts["pending_whatsapp_updates"] = await scrub_batches(session, wa_ids)
+    counts["erased_whatsapp_ids"] = await record_erasure(session, erasure_key, wa_ids)
     await session.execute(delete(ContactIdentity).where(ContactIdentity.contact_id == pk))
     await session.execute(delete(Contact).where(Contact.id == pk))
     await session.commit()
@@ -150,6 +153,11 @@ async def delete_contact(session: AsyncSession, contact: Contact, tracker_url: s
     counts["rasa_events"] = rasa_events
     log.info("privacy: deleted contact %s: %s", public_id, counts)
     return {"deleted": public_id, **counts}
+
+
+def erasure_key_of(settings) -> str:
+    """The key of the erasures' hashes: the WhatsApp app secret (none without a WhatsApp number)."""
+    return settings.whatsapp.app_secret if settings.whatsapp else ""
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -228,7 +236,8 @@ async def api_delete(request: web.Request) -> web.Response:
             contact = await find_contact(session, request.match_info["id"])
         except NotFound as exc:
             return web.json_response({"error": str(exc)}, status=404)
-        out = await delete_contact(session, contact, request.app[keys.SETTINGS].rasa_tracker_store_url)
+        settings = request.app[keys.SETTINGS]
+        out = await delete_contact(session, contact, settings.rasa_tracker_store_url, erasure_key_of(settings))
     return web.json_response(out)
 
 
@@ -332,7 +341,8 @@ def cmd_privacy(args) -> int:
                     else:
                         print(text)
                     return 0
-                print(json.dumps(await delete_contact(session, contact, settings.rasa_tracker_store_url)))
+                print(json.dumps(await delete_contact(session, contact, settings.rasa_tracker_store_url,
+                                                      erasure_key_of(settings))))
                 return 0
         finally:
             await engine.dispose()

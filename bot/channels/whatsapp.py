@@ -79,7 +79,7 @@ from .whatsapp_api import (
     parse_notification,
     verify_signature,
 )
-from .whatsapp_batches import INLINE_UPDATES, WebhookBatches, parse_json, read_body
+from .whatsapp_batches import INLINE_UPDATES, WebhookBatches, erased_after, parse_json, read_body
 from .whatsapp_render import payload_for_reply
 from .whatsapp_send import WhatsAppSending
 
@@ -205,6 +205,8 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
             if existing is not None:
                 log.info("whatsapp: duplicate delivery of %s ignored", m.wamid)
                 return
+            if await self._sent_before_erasure(session, m):
+                return
             await self._update_contact(session, m)
             text, meta = m.text, dict(m.meta)
             if m.reply_id:
@@ -233,6 +235,13 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
             return
         self._schedule(accepted.message_id)
 
+    async def _sent_before_erasure(self, session, m: WaMessage) -> bool:
+        """The customer's contact was deleted after Meta took this update (bot/privacy.py): not stored."""
+        if not await erased_after(session, self.settings.app_secret, [m.source_id, m.wa_id, m.user_id], m.timestamp):
+            return False
+        log.info("whatsapp: %s %s was sent before its contact was deleted; not stored", m.type, m.wamid)
+        return True
+
     async def _update_contact(self, session, m: WaMessage, activity_at: int | None = None) -> Contact:
         """The customer's contact with both ids and what Meta tells about them (committed);
         ``activity_at``: a reaction's time, which opens the 24-hour window."""
@@ -258,6 +267,8 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
     async def _on_activity(self, m: WaMessage) -> None:
         """A reaction: nothing to answer and no message of the conversation, but the customer wrote."""
         async with self.sessionmaker() as session:
+            if await self._sent_before_erasure(session, m):
+                return
             await self._update_contact(session, m, activity_at=m.timestamp or int(time.time()))
         log.info("whatsapp: %s %s from %s recorded (opens the 24-hour window)", m.type, m.wamid, m.source_id)
 

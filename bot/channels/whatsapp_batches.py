@@ -10,18 +10,23 @@ in it is stored. A batch that a stop or crash interrupted is processed again at 
 is safe because processing is idempotent (messages are deduplicated on their wamid, statuses never go
 backwards), also when another gateway replica started meanwhile and processes it at the same time.
 Deleting a contact (bot/privacy.py) also takes that customer's updates out of the batches still waiting
-(``scrub_batches``), so nothing of them is stored after the deletion."""
+(``scrub_batches``) and records an erasure (``record_erasure``): an update the customer sent before the
+deletion that arrives only afterwards (in a batch being split at that moment, or delivered again by
+Meta) is not stored (``erased_after``)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..store.models import InboundBatch
+from ..store.models import Erasure, InboundBatch
 from .whatsapp_api import NAME, parse_notification
 
 log = logging.getLogger(__name__)
@@ -147,3 +152,43 @@ async def scrub_batches(session: AsyncSession, ids: set[str]) -> int:
             batch.body = json.dumps(body, ensure_ascii=False)
             removed += n
     return removed
+
+
+# --- privacy: updates sent before a deletion and delivered after it are not stored ----------------
+
+ERASURE_DAYS = 7  # Meta delivers a webhook again for up to 7 days; erasures older than that are removed
+
+
+def erasure_digest(key: str, customer_id: str) -> str:
+    """The customer id under HMAC-SHA256 with the app secret: a phone number's hash alone could be
+    reversed by trying every number."""
+    return hmac.new(key.encode("utf-8"), customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+async def record_erasure(session: AsyncSession, key: str, ids: set[str], now: datetime | None = None) -> int:
+    """Record (in the caller's transaction) that these customer ids were deleted now; drop erasures
+    older than ERASURE_DAYS. The number of ids recorded (none without a key: no WhatsApp number)."""
+    ids = {i for i in ids if i}
+    if not key or not ids:
+        return 0
+    now = now or datetime.now(timezone.utc)
+    await session.execute(delete(Erasure).where(Erasure.erased_at < now - timedelta(days=ERASURE_DAYS)))
+    session.add_all([Erasure(channel=NAME, digest=erasure_digest(key, i), erased_at=now) for i in sorted(ids)])
+    return len(ids)
+
+
+async def erased_after(session: AsyncSession, key: str, ids: list[str | None], sent_at: int | None) -> bool:
+    """Whether one of these customer ids was deleted after ``sent_at`` (Meta's timestamp of the update,
+    Unix seconds): the update belongs to the deleted contact and must not be stored. An update without
+    a timestamp counts as sent now."""
+    digests = [erasure_digest(key, i) for i in {i for i in ids if i}] if key else []
+    if not digests:
+        return False
+    latest = (await session.execute(select(Erasure.erased_at).where(
+        Erasure.channel == NAME, Erasure.digest.in_(digests)).order_by(Erasure.erased_at.desc()).limit(1))).scalar()
+    if latest is None:
+        return False
+    if latest.tzinfo is None:  # SQLite gives naive UTC
+        latest = latest.replace(tzinfo=timezone.utc)
+    sent = datetime.fromtimestamp(sent_at, timezone.utc) if sent_at else datetime.now(timezone.utc)
+    return sent <= latest

@@ -172,6 +172,17 @@ class InboundBatch(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+class Erasure(Base):
+    """A deleted customer's platform id as a keyed hash (HMAC-SHA256 under the channel's app secret,
+    never the id itself) and when the contact was deleted: an update the platform sent before that time
+    and delivers only afterwards (a batch being split at that moment, a webhook delivered again) is not
+    stored. Kept for ERASURE_DAYS (bot/channels/whatsapp_batches.py; migration 0009_erasures)."""
+    __tablename__ = "erasures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 # --- the editors' workspace (migration 0005_editor): its models live in their own module ---------
 from .editor_models import KbArticle, KbArticleVersion, KbAuditEntry, KbReview  # noqa: E402,F401
 

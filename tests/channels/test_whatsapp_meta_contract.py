@@ -157,6 +157,54 @@ async def test_deleting_a_contact_takes_its_updates_out_of_a_batch_still_waiting
         assert [r["text"] for r in gw.rows(stays, "in")] == [f"Meine Adresse: Hauptstraße {i}" for i in (1, 3, 5)]
 
 
+async def test_what_a_deleted_contact_sent_before_the_deletion_is_not_stored_when_it_arrives_after(tmp_path,
+                                                                                                    monkeypatch):
+    """A batch already split when the contact is deleted (nothing left to scrub), and Meta delivering an
+    old message again: neither brings the customer back. A message written after the deletion is a new
+    customer's and is stored."""
+    async with whatsapp_gateway(tmp_path) as gw:
+        gone, stays = wa(), wa()
+        await gw.sim.send_text(gone, "Where is my parcel?", name="Gone")
+        await wait_until(lambda: len(gw.sim.messages_to(gone)) == 2, what="two replies")
+        monkeypatch.setattr(whatsapp.WhatsAppChannel, "_schedule", lambda self, mid: None)  # not answered here
+        split, gate, original = asyncio.Event(), asyncio.Event(), whatsapp.WhatsAppChannel._store_updates
+
+        async def gated(self, messages, statuses):
+            if len(messages) > whatsapp.INLINE_UPDATES:  # the batch, parsed: in memory, out of reach of the scrub
+                split.set()
+                await gate.wait()
+            await original(self, messages, statuses)
+
+        monkeypatch.setattr(whatsapp.WhatsAppChannel, "_store_updates", gated)
+        sent_at = time.time() - 5
+        notes = [gw.sim.message_notification(user, {"type": "text", "text": {"body": f"Meine Adresse: Hauptstraße {i}"}},
+                                             name=f"Kunde {i}", timestamp=sent_at)[1]
+                 for i, user in enumerate([gone, stays] * 3)]
+        raw = meta_json(gw.sim.batch(notes, one_value=True))
+        assert (await gw.sim.deliver(raw, signature=sign(gw.sim.app_secret, raw)))[0] == 200
+        await asyncio.wait_for(split.wait(), 30)
+        async with gw.app[keys.SESSIONMAKER]() as session:  # what DELETE /api/admin/contacts/{id} does
+            contact = await privacy.find_contact(session, f"whatsapp:{gone}")
+            out = await privacy.delete_contact(session, contact, gw.settings.rasa_tracker_store_url,
+                                               privacy.erasure_key_of(gw.settings))
+        assert out["erased_whatsapp_ids"] == 1
+        with gw.db() as db:
+            assert gone not in db.execute("SELECT digest FROM erasures").fetchone()[0]  # a keyed hash, not the number
+        gate.set()
+        await wait_until(lambda: count(gw, "SELECT count(*) FROM inbound_batches") == 0, what="the batch stored")
+        assert [r["text"] for r in gw.rows(stays, "in")] == [f"Meine Adresse: Hauptstraße {i}" for i in (1, 3, 5)]
+        assert count(gw, f"SELECT count(*) FROM contact_identities WHERE source_id = '{gone}'") == 0
+        assert count(gw, "SELECT count(*) FROM messages WHERE text LIKE 'Meine Adresse%'") == 3
+        # Meta delivers the customer's old message again (a small notification, stored at once): dropped
+        await gw.sim.send_text(gone, "Meine Adresse: Hauptstraße 0", timestamp=sent_at)  # handled before the 200
+        assert count(gw, f"SELECT count(*) FROM contact_identities WHERE source_id = '{gone}'") == 0
+        assert count(gw, "SELECT count(*) FROM messages WHERE text LIKE 'Meine Adresse%'") == 3
+        # the same number writing after the deletion is a new customer
+        await gw.sim.send_text(gone, "Hallo, ich bin neu hier", timestamp=time.time() + 2)
+        await wait_until(lambda: [r["text"] for r in gw.rows(gone, "in")] == ["Hallo, ich bin neu hier"],
+                         what="the new customer's message")
+
+
 async def test_the_webhook_has_its_own_body_limit_checked_before_anything_is_stored(tmp_path):
     async with whatsapp_gateway(tmp_path, whatsapp={"webhook_max_bytes": 100 * 1024}) as gw:
         wamids, raw = batch_of(gw, 400, [])
