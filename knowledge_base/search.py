@@ -10,6 +10,7 @@ from .articles import Article
 from .confidence import CLARIFY_OPTIONS, features, models_from_state, word_count
 from .decision import ANSWER, CLARIFY, DecisionPolicy
 from .hybrid import lang_group
+from .language import detect
 from .encoders import Encoder
 from .snapshot import Snapshot
 
@@ -187,6 +188,8 @@ class Searcher:
         import time
 
         t0 = time.perf_counter()
+        if not lang:  # the confidence models are per language group and read whether articles are native
+            lang = detect(text).lang
         ranked, decision, n, confidence, runners_up = self._assess(text, lang)
         t1 = time.perf_counter()
         hits = []

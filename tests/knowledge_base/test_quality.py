@@ -68,3 +68,14 @@ def test_the_shipped_snapshot_is_calibrated_on_the_validation_questions(shipped_
     cal = shipped_searcher.snapshot.manifest.get("calibration") or {}
     assert cal.get("source") == "labelled questions"
     assert set(shipped_searcher.confidence) == {"en", "other"}
+
+
+def test_a_question_without_a_language_is_searched_in_the_one_it_is_written_in(shipped_searcher):
+    """`python -m knowledge_base search QUESTION` (no --lang) and any caller without a language hint:
+    the language is detected, so the confidence model of its group decides (it failed before)."""
+    for text, lang, group in [("How do I reset my password?", "en", "reset-password"),
+                              ("Wie kündige ich mein Abo?", "de", "cancel-subscription"),
+                              ("Şifremi unuttum", "tr", "reset-password")]:
+        res = shipped_searcher.search(text)
+        assert res.lang == lang and res.hits[0].group == group, (text, res.lang, res.hits[:2])
+        assert res.hits[0].locale == lang and res.decision == "answer", (text, res.decision)
