@@ -20,6 +20,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _NEUTRAL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|https?://\S+|www\.\S+|\bBB-?\d+\b|\d+",
                       re.IGNORECASE)
 
+# One-word messages the detector gets wrong without a prior: "ok" is written in every language (the
+# detector said Turkish, .66), "Hallo" is German (it said English, .85); Japanese goes by its script.
+_NEUTRAL_WORDS = {"ok", "okay", "okey", "k", "kk", "thx", "lol"}
+_WORD_LANG = {"hallo": "de", "moin": "de", "servus": "de", "tschüss": "de", "tschüs": "de", "danke": "de",
+              "hello": "en", "hi": "en", "hey": "en", "thanks": "en", "bye": "en",
+              "merhaba": "tr", "selam": "tr", "tamam": "tr", "teşekkürler": "tr", "sağol": "tr"}
+
 _detector = None
 _detector_lock = threading.Lock()
 
@@ -42,7 +49,7 @@ def _lingua(languages: tuple[str, ...]):
 class Detection:
     lang: str
     confidence: float
-    reason: str  # "script", "detector", "previous", "hint", "default"
+    reason: str  # "script", "word", "detector", "previous", "hint", "default"
 
 
 def normalise_hint(hint: str | None, supported: tuple[str, ...] = SUPPORTED) -> str | None:
@@ -62,6 +69,11 @@ def detect(text: str, previous: str | None = None, hint: str | None = None,
     text = _NEUTRAL.sub(" ", (text or "").strip()).strip()
     if not _WORD.search(text) or text.startswith("/"):  # nothing language-bearing, or a button payload
         return Detection(prior or default, 0.0, "previous" if previous else ("hint" if hint else "default"))
+    word = text.strip(" .!?,;:").lower()
+    if word in _NEUTRAL_WORDS:
+        return Detection(prior or default, 0.0, "previous" if previous else ("hint" if hint else "default"))
+    if not prior and _WORD_LANG.get(word) in supported:
+        return Detection(_WORD_LANG[word], 0.9, "word")
     if "ja" in supported and (_KANA.search(text) or (_CJK.search(text) and not re.search(r"[A-Za-z]{3}", text))):
         return Detection("ja", 1.0, "script")
     latin = tuple(code for code in supported if code != "ja")

@@ -24,6 +24,15 @@ def test_the_hint_is_a_prior_when_there_is_no_conversation_language():
     assert detect("How do I cancel my subscription?", previous="de").lang == "en"  # a real switch
 
 
+@pytest.mark.parametrize("text,lang", [("ok", "en"), ("Okay!", "en"), ("OK.", "en"), ("Hallo", "de"), ("hallo!", "de"),
+                                       ("Merhaba", "tr"), ("tamam", "tr"), ("hi", "en")])
+def test_a_first_message_of_one_common_word_gets_its_language_or_the_default(text, lang):
+    """"ok" was taken for Turkish and "Hallo" for English when nothing else was known, so a new
+    customer's "ok" was answered in Turkish."""
+    assert detect(text).lang == lang
+    assert detect(text, previous="ja").lang == "ja"  # the conversation's language still wins
+
+
 def test_hint_normalisation():
     assert normalise_hint("de-AT") == "de" and normalise_hint("JA_jp") == "ja"
     assert normalise_hint("fr") is None and normalise_hint(None) is None and normalise_hint(5) is None
