@@ -89,3 +89,19 @@ def test_anger_at_the_service_still_brings_a_person(running_stack, lang, text):
     texts, events = ask_once(running_stack, text, lang)
     assert [e.get("event") for e in events] == ["handoff_requested"], events
     assert any(t.startswith(_starts("utter_ask_name", lang)) for t in texts), texts
+
+
+@pytest.mark.parametrize("text", ["?", "???"])
+def test_a_lone_question_mark_asks_what_the_customer_wants_to_know(running_stack, text):
+    """"?" was read as yes: a new customer got "Great, I'm glad that helped!" ("???" is in no training data)."""
+    texts, _ = ask_once(running_stack, text, "en")
+    assert texts == [response_text("utter_ask_something_else", "en")], texts
+
+
+@pytest.mark.parametrize("text,lang", [("ok", "en"), ("Hallo", "de")])
+def test_a_new_customers_one_word_message_is_answered_in_its_language_without_a_hint(running_stack, text, lang):
+    """Without the widget's browser language, "ok" was answered in Turkish and "Hallo" in English."""
+    status, replies = running_stack.ask(f"short-{uuid.uuid4().hex[:8]}", text)
+    assert status == 200, replies
+    expected = {"ok": "utter_glad_to_help", "Hallo": "utter_greet"}[text]
+    assert _texts(replies)[0].startswith(_starts(expected, lang)), replies
