@@ -3,7 +3,7 @@
 Every stored message, every structured event (knowledge-base answers, feedback, hand-offs, status
 changes, surveys, ...) and every new conversation is also written to the ``event_stream`` table, in
 the same transaction as the change itself (``repository.add_message``/``add_event`` call
-``record``), so the stream never misses or invents one. Read it:
+``bot.store.event_stream.record``), so the stream never misses or invents one. Read it:
 
 - from the table, ``GET /api/admin/events?after=<id>&limit=<n>`` (admins), in id order; or
 - from a RabbitMQ queue: with ``EVENT_BROKER_URL=amqp://user:pass@host:5672/`` a background worker
@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from .store.models import Conversation, EventStreamEntry, utcnow
+from .store.event_stream import as_dict
+from .store.models import EventStreamEntry, utcnow
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -37,33 +37,6 @@ log = logging.getLogger(__name__)
 PUBLISH_BATCH = 200
 IDLE_SECONDS = 1.0
 RETRY_SECONDS = 5.0
-
-
-def record(session: AsyncSession, conversation: Conversation | None, type_: str, payload: dict,
-           contact_id: str | None = None) -> EventStreamEntry:
-    """Add one event to the stream, in the caller's transaction (``conversation`` None: a contact's)."""
-    entry = EventStreamEntry(type=type_, conversation_id=conversation.public_id if conversation else None,
-                             contact_id=contact_id,
-                             payload=payload, created_at=utcnow())
-    session.add(entry)
-    return entry
-
-
-def as_dict(e: EventStreamEntry) -> dict:
-    return {"id": e.id, "event_id": e.event_id, "type": e.type, "conversation_id": e.conversation_id,
-            "contact_id": e.contact_id, "created_at": _iso(e.created_at), "payload": e.payload}
-
-
-def _iso(dt: datetime | None) -> str | None:
-    from .handoff.common import iso
-
-    return iso(dt)
-
-
-async def read(session: AsyncSession, after: int = 0, limit: int = 100) -> list[dict]:
-    rows = (await session.execute(select(EventStreamEntry).where(EventStreamEntry.id > after)
-                                  .order_by(EventStreamEntry.id).limit(limit))).scalars().all()
-    return [as_dict(e) for e in rows]
 
 
 class BrokerPublisher:

@@ -25,7 +25,7 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import events
+from .store import event_stream
 from .handoff.common import iso, utcnow
 from .store.models import Contact, ContactIdentity, ContactMerge, Conversation, SurveyResponse
 
@@ -101,7 +101,7 @@ async def merge(session: AsyncSession, keep: Contact, gone: Contact, *, reason: 
     session.add(row)
     await session.delete(gone)
     await session.flush()
-    events.record(session, None, "contact.merged", {"kept": keep.public_id, "merged": gone.public_id,
+    event_stream.record(session, None, "contact.merged", {"kept": keep.public_id, "merged": gone.public_id,
                                                     "reason": reason, "merge_id": row.public_id},
                   contact_id=keep.public_id)
     log.info("identity: contact %s merged into %s (%s)", gone.public_id, keep.public_id, reason)
@@ -146,7 +146,7 @@ async def undo(session: AsyncSession, merge_id: str, actor: str) -> dict:
         await session.execute(update(SurveyResponse).where(SurveyResponse.conversation_id.in_(snap["conversations"]))
                               .values(contact_id=back.id).execution_options(synchronize_session=False))
     m.undone_at, m.undone_by = utcnow(), actor
-    events.record(session, None, "contact.merge_undone", {"kept": keep.public_id, "merged": back.public_id,
+    event_stream.record(session, None, "contact.merge_undone", {"kept": keep.public_id, "merged": back.public_id,
                                                           "merge_id": m.public_id}, contact_id=keep.public_id)
     await session.flush()
     log.info("identity: merge %s undone by an admin", m.public_id)

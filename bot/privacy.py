@@ -243,7 +243,7 @@ async def api_delete(request: web.Request) -> web.Response:
 
 async def api_events(request: web.Request) -> web.Response:
     """The event stream (bot.events) from the table, in order: ?after=<last id seen>&limit=<1..1000>."""
-    from . import events
+    from .store import event_stream
 
     try:
         after = int(request.query.get("after", "0"))
@@ -253,7 +253,7 @@ async def api_events(request: web.Request) -> web.Response:
     if after < 0 or not 1 <= limit <= 1000:
         return web.json_response({"error": "after must be >= 0 and limit between 1 and 1000"}, status=400)
     async with request.app[keys.SESSIONMAKER]() as session:
-        rows = await events.read(session, after, limit)
+        rows = await event_stream.read(session, after, limit)
     return web.json_response({"events": rows, "next_after": rows[-1]["id"] if rows else after},
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 

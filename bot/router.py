@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -20,6 +19,7 @@ from knowledge_base.language import detect, normalise_hint
 
 from . import payloads, returning
 from .i18n import t
+from .messages import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
 from .rasa_client import RasaClient, RasaUnavailable
 from .store import repository as repo
 from .store.models import Contact, Conversation, Message
@@ -29,69 +29,6 @@ if TYPE_CHECKING:
     from .handoff.desk import Desk
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    channel: str
-    source_id: str  # the contact's id on that channel
-    text: str
-    platform_message_id: str | None = None
-    language_hint: str | None = None
-    verified_user_id: str | None = None
-    profile_name: str | None = None
-    metadata: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str | None = None
-    buttons: list | None = None
-    custom: dict | None = None
-
-    def to_rest(self, recipient_id: str) -> dict:
-        out: dict = {"recipient_id": recipient_id}
-        if self.text is not None:
-            out["text"] = self.text
-        if self.buttons:
-            out["buttons"] = self.buttons
-        if self.custom is not None:
-            out["custom"] = self.custom
-        return out
-
-    @classmethod
-    def from_message(cls, m: Message) -> "Reply":
-        return cls(m.text, m.buttons, m.custom)
-
-
-@dataclass
-class RouteResult:
-    conversation_id: str
-    message_id: str
-    replies: list[Reply]
-    duplicate: bool = False
-    language: str | None = None
-    status: str = "bot"
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A stored inbound message that is still to be processed (Router.accept -> Router.process)."""
-    message: InboundMessage
-    conversation_pk: int
-    conversation_id: str  # Conversation.public_id
-    contact_id: str  # Contact.public_id (the sender id Rasa sees)
-    message_id: str  # Message.public_id
-    status: str  # the conversation's status when the message was stored
-    language: str | None
-
-
-class AssistantUnavailable(RuntimeError):
-    """The message is stored, but the assistant could not answer it now."""
-
-    def __init__(self, message_id: str, reason: str):
-        super().__init__(reason)
-        self.message_id = message_id
 
 
 def is_internal_event(custom: object) -> bool:

@@ -9,26 +9,9 @@ reach a customer (the router for asynchronous answers, the agent inbox later) ca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
 
-from ..router import Reply
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """Who to deliver to: the conversation and the contact's id on this channel."""
-    conversation_id: str  # Conversation.public_id
-    source_id: str  # ContactIdentity.source_id on this channel
-    language: str | None = None
-
-
-@dataclass
-class DeliveryResult:
-    delivered: bool
-    platform_message_ids: list[str]
-    error: str | None = None  # a clear reason when not delivered (e.g. outside WhatsApp's 24-hour window)
+from ..messages import DeliveryResult, Recipient, Reply
 
 
 class Channel:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from ..keys import ROUTER, SESSIONMAKER, SETTINGS
 from ..ratelimit import LIMITER, too_many
-from ..router import AssistantUnavailable, InboundMessage
+from ..messages import AssistantUnavailable, InboundMessage
 from ..store.models import Contact, ContactIdentity, Conversation, Message
 
 NAME = "rest"

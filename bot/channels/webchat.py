@@ -53,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import keys
 from ..i18n import LANGUAGES
-from ..router import InboundMessage, RouteResult
+from ..messages import InboundMessage, RouteResult
 from ..store import repository as repo
 from ..store.models import Contact, Message
 from ..tasks import KeyedLocks, SpawnsTasks

@@ -15,10 +15,9 @@ from sqlalchemy import select
 from .. import keys
 from ..deferred import DEFERRED
 from ..i18n import t
-from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply
+from ..messages import Accepted, AssistantUnavailable, DeliveryResult, InboundMessage, Recipient, Reply
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, Message
-from .base import DeliveryResult, Recipient
 from .webchat_frames import NAME, SYNC_PAGE, Conn, message_frame
 
 log = logging.getLogger("bot.channels.webchat")

@@ -56,11 +56,11 @@ from .. import keys
 from ..i18n import t
 from ..payloads import button_title
 from ..deferred import DEFERRED
-from ..router import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
+from ..messages import Accepted, AssistantUnavailable, InboundMessage, Recipient, Reply, RouteResult
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, Message
 from ..tasks import KeyedLocks, SpawnsTasks
-from .base import Channel, Recipient
+from .base import Channel
 
 from .whatsapp_api import (
     BACKOFF_SECONDS,

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from ..i18n import t
-from ..router import Reply
+from ..messages import Reply
 
 # Meta's limits for the messages we send.
 MAX_TEXT_CHARS = 4096

@@ -12,10 +12,9 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
-from ..router import Reply
+from ..messages import DeliveryResult, Recipient, Reply
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, Message
-from .base import DeliveryResult, Recipient
 
 from .whatsapp_api import (
     ApiResult,

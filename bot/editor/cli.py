@@ -30,9 +30,15 @@ def add_cli(sub) -> None:
 
 
 def cli(args) -> int:
-    from ..__main__ import _settings
+    from knowledge_base.config import SettingsError
 
-    settings = _settings()
+    from ..settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:  # as bot.__main__ says it (this module is below it)
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        sys.exit(2)
     try:
         return asyncio.run(_import(settings, args) if args.kb_cmd == "import" else _export(settings, args))
     except (FileNotFoundError, ValueError) as exc:

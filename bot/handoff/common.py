@@ -4,8 +4,8 @@ back naive, the queue priority, and the JSON shapes of messages and notes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from ..clock import aware, iso, utcnow  # noqa: F401 - still imported from here by its callers
 from ..payloads import is_payload
 from ..store.models import Agent, ConversationNote, Message
 
@@ -54,22 +54,6 @@ class Actor:
 
     def public(self) -> dict:
         return {"id": self.public_id, "name": self.name, "email": self.email}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive (they are stored in UTC)."""
-    if dt is None:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
-
-
-def iso(dt: datetime | None) -> str | None:
-    dt = aware(dt)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
 
 
 def priority_of(event: dict) -> int:

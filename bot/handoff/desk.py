@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..tasks import SpawnsTasks
 from ..i18n import t
+from ..messages import Reply
 from ..store import repository as repo
 from ..surveys import Surveys
 from ..store.models import Agent, Contact, Conversation, ConversationEvent, ConversationNote, Message
@@ -123,8 +124,6 @@ class Desk(QueueReading, ReachesCustomers, SpawnsTasks):
     async def hand_off(self, session: AsyncSession, conv: Conversation, event: dict, in_reply_to: str) -> list:
         """bot -> pending, in the router's transaction. Returns the replies that tell the customer
         (stored as messages answering ``in_reply_to``; the caller commits, then calls announce)."""
-        from ..router import Reply
-
         if conv.status != BOT:
             return []  # already with a person (the bot asked again): nothing changes
         now = self.clock()
@@ -216,8 +215,6 @@ class Desk(QueueReading, ReachesCustomers, SpawnsTasks):
     async def while_waiting(self, conversation_pk: int, message_id: str, text: str) -> list:
         """A customer's message while pending: when we asked for an email address and this is one,
         keep it and say thanks. Anything else waits for the agent (no reply)."""
-        from ..router import Reply
-
         async with self.sessionmaker() as session:
             conv = await session.get(Conversation, conversation_pk)
             h = dict(conv.handoff or {})

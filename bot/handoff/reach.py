@@ -8,6 +8,7 @@ import time
 
 from sqlalchemy import select
 
+from ..messages import Recipient, Reply
 from ..store.models import ContactIdentity, Conversation, Message
 from .common import OPEN, Actor
 
@@ -20,8 +21,6 @@ class ReachesCustomers:
     """Needs from the desk: sessionmaker, channels, hub, _typing, _conversation."""
 
     async def _recipient(self, conv: Conversation):
-        from ..channels.base import Recipient
-
         async with self.sessionmaker() as session:
             source = (await session.execute(
                 select(ContactIdentity.source_id).where(ContactIdentity.contact_id == conv.contact_id,
@@ -32,8 +31,6 @@ class ReachesCustomers:
     async def deliver(self, conv: Conversation, messages: list[Message]) -> None:
         """Through the conversation's channel (the REST channel cannot push: its clients poll
         GET /webhooks/rest/messages, which reads the stored messages)."""
-        from ..router import Reply
-
         channel = self.channels.get(conv.channel)
         if channel is None:
             return

@@ -16,7 +16,7 @@ from .. import identity, keys
 from ..handoff.desk import EMAIL_RE
 from ..store.models import Contact, Conversation
 from . import auth
-from .views import INBOX_ROLES, error, json_body, ok
+from .http import INBOX_ROLES, error, json_body, ok
 
 
 @auth.require(INBOX_ROLES)

@@ -29,7 +29,6 @@ and /api/inbox/admin/* the admin role (403).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -43,15 +42,14 @@ from .. import keys
 from ..handoff.common import ONLINE_SECONDS, HandoffError, aware
 from ..store.models import Agent, Conversation
 from . import accounts, auth, transcript
+from .http import INBOX_ROLES, SOCKETS, error, json_body, ok
+from .ws import AGENT_SOCKETS, close_agent_sockets, shutdown, websocket
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "inbox"
 STATIC_FILES = {"inbox.js": "application/javascript", "inbox_view.js": "application/javascript",
                 "inbox_live.js": "application/javascript", "inbox.css": "text/css", "texts.json": "application/json"}
-HEARTBEAT_SECONDS = 20.0
-MAX_BODY = 64 * 1024
-INBOX_ROLES = ("agent", "admin")  # editors sign in with the same accounts but work in /editor, not here
 CANNED_TIMEOUT = aiohttp.ClientTimeout(total=10)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -62,34 +60,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-SOCKETS = web.AppKey("inbox_sockets", dict)  # session id -> set of WebSocketResponse
 THROTTLE = web.AppKey("inbox_login_throttle", auth.LoginThrottle)
-
-
-def error(status: int, message: str, **extra) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
-def dumps(o) -> str:
-    return json.dumps(o, ensure_ascii=False)
-
-
-def ok(data, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=dumps, headers={"Cache-Control": "no-store"})
-
-
-async def json_body(request: web.Request) -> dict | web.Response:
-    if request.content_type != "application/json":
-        return error(415, "send application/json")
-    if request.content_length and request.content_length > MAX_BODY:
-        return error(413, "the body is too large")
-    try:
-        body = json.loads((await request.read()).decode("utf-8") or "{}")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return error(400, "the body is not valid JSON")
-    if not isinstance(body, dict):
-        return error(400, "the body must be a JSON object")
-    return body
 
 
 def desk(request: web.Request):
@@ -340,8 +311,6 @@ def _set_active(active: bool):
             await accounts.set_active(session, agent, active)
             out = accounts.agent_dict(agent)
         if not active:
-            from .ws import close_agent_sockets
-
             await close_agent_sockets(request.app, agent.id)
         request.app[keys.ROUTER].desk.hub.publish({"type": "agents"})
         return ok({"agent": out})
@@ -352,8 +321,6 @@ def _set_active(active: bool):
 
 def setup(app: web.Application) -> None:
     app[SOCKETS] = {}
-    from .ws import AGENT_SOCKETS, shutdown
-
     app[AGENT_SOCKETS] = defaultdict(int)
     app[THROTTLE] = auth.LoginThrottle()
     app.on_shutdown.append(shutdown)
@@ -365,8 +332,6 @@ PUBLIC_ROUTES = {("GET", "/inbox"), ("GET", "/inbox/static/{name}"), ("GET", "/s
 
 
 def routes() -> list[web.RouteDef]:
-    from .ws import websocket
-
     c = "/api/inbox/conversations/{id}"
     return [
         *page_routes("/inbox", WEB_DIR, STATIC_FILES),

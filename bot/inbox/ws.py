@@ -15,7 +15,7 @@ from .. import keys
 from ..handoff.common import HandoffError
 from ..store.models import Agent
 from . import accounts, auth
-from .views import HEARTBEAT_SECONDS, INBOX_ROLES, SOCKETS, dumps, error
+from .http import HEARTBEAT_SECONDS, INBOX_ROLES, SOCKETS, dumps, error
 
 log = logging.getLogger(__name__)
 

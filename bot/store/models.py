@@ -2,23 +2,12 @@
 ``source_id``), Conversation (bot, pending, open, resolved), Message, and ConversationEvent."""
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def new_public_id() -> str:
-    return uuid.uuid4().hex
-
-
-class Base(DeclarativeBase):
-    pass
+from .base import Base, new_public_id, utcnow  # noqa: F401 - imported from here by the rest of the project
 
 
 CONVERSATION_STATUSES = ("bot", "pending", "open", "resolved")

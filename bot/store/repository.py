@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import events
+from . import event_stream
 from .models import Contact, ContactIdentity, Conversation, ConversationEvent, Message, new_public_id, utcnow
 
 
@@ -39,7 +39,7 @@ async def current_conversation(session: AsyncSession, contact: Contact, channel:
     conv = Conversation(contact_id=contact.id, channel=channel, status="bot")
     session.add(conv)
     await session.flush()
-    events.record(session, conv, "conversation.created", {"channel": channel}, contact_id=contact.public_id)
+    event_stream.record(session, conv, "conversation.created", {"channel": channel}, contact_id=contact.public_id)
     return conv
 
 
@@ -65,7 +65,7 @@ def add_message(session: AsyncSession, conversation: Conversation, *, direction:
                   meta=meta or None, platform_message_id=platform_message_id, public_id=new_public_id())
     session.add(msg)
     conversation.last_message_at = utcnow()
-    events.record(session, conversation, f"message.{direction}", {
+    event_stream.record(session, conversation, f"message.{direction}", {
         "message_id": msg.public_id, "sender_type": sender_type, "channel": conversation.channel, "text": text,
         "buttons": buttons or None, "custom": custom, "language": (meta or {}).get("language") or conversation.language})
     return msg
@@ -74,7 +74,7 @@ def add_message(session: AsyncSession, conversation: Conversation, *, direction:
 def add_event(session: AsyncSession, conversation: Conversation, type_: str, data: dict) -> ConversationEvent:
     ev = ConversationEvent(conversation_id=conversation.id, type=type_, data=data)
     session.add(ev)
-    events.record(session, conversation, f"event.{type_}", data)
+    event_stream.record(session, conversation, f"event.{type_}", data)
     return ev
 
 

@@ -16,11 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot import keys
 from bot.app import create_app
-from bot.channels.base import Recipient
 from bot.channels.webchat_assets import STATIC_DIR as STATIC, widget_script
 from bot.channels.webchat_frames import RATE_BURST, user_hash
 from bot.i18n import t
-from bot.router import InboundMessage, Reply
+from bot.messages import InboundMessage, Recipient, Reply
 from bot.settings import Settings
 from bot.stack import free_port
 

@@ -19,9 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot import keys
 from bot.app import create_app
-from bot.channels.base import Recipient
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
-from bot.router import Reply
+from bot.messages import Recipient, Reply
 from bot.settings import Settings
 from bot.stack import free_port
 from tests.conftest import wait_until

@@ -13,9 +13,8 @@ from sqlalchemy import update
 
 from bot import keys, privacy
 from bot.channels import whatsapp, whatsapp_send
-from bot.channels.base import Recipient
 from bot.channels.whatsapp_render import split_text
-from bot.router import Reply
+from bot.messages import Recipient, Reply
 from bot.store.models import Conversation
 from tests.whatsapp_sim import meta_json, sign
 

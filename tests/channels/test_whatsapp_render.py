@@ -9,7 +9,7 @@ import pytest
 
 from bot.channels.whatsapp_api import classify, country_language, parse_notification, verify_signature
 from bot.channels.whatsapp_render import button_id, payload_for_reply, render, reply_ids, split_text
-from bot.router import Reply
+from bot.messages import Reply
 from tests.whatsapp_sim import GraphError, validate_content
 
 

@@ -96,7 +96,7 @@ async def test_a_message_handed_off_meanwhile_is_not_answered_by_the_bot(gateway
     """Two messages of one customer at once: the second was stored while the bot still had the
     conversation, but the first handed it off before the second was processed."""
     from bot.keys import ROUTER
-    from bot.router import InboundMessage
+    from bot.messages import InboundMessage
 
     router = gateway.app[ROUTER]
     s = sender()
