@@ -139,7 +139,7 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, se
 
 def handoff_requested(dispatcher: CollectingDispatcher, reason: str) -> None:
     """Tell the gateway the customer is on the way to a person (the form starts): a conversation that
-    stops here was not resolved by the bot, even if it never reaches the queue (bot/metrics.py)."""
+    stops here was not resolved by the bot, even if it never reaches the queue (bot/insights/metrics.py)."""
     emit(dispatcher, "handoff_requested", reason=reason)
 
 

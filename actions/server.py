@@ -94,7 +94,7 @@ def build_app(settings: KBSettings):
     @app.get("/status")
     async def status(_request):
         # When it started: the gateway tells "Rasa had nothing to say" from "the action server
-        # was down, or starting, while Rasa called it" (bot.health.action_server_down).
+        # was down, or starting, while Rasa called it" (bot.ops.health.action_server_down).
         return response.json({"status": "ok", "started_at": started_at})
 
     @app.get("/ready")

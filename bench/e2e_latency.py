@@ -115,7 +115,7 @@ def main() -> int:
             return 2
         gateway, rasa = args.url.rstrip("/"), [u.strip().rstrip("/") for u in args.rasa_url.split(",") if u.strip()]
     else:
-        from bot.stack import start_private_stack
+        from bot.ops.stack import start_private_stack
 
         stack, _env = start_private_stack("bench-e2e-")
         gateway, rasa = stack.gateway_url, stack.rasa_urls

@@ -102,7 +102,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     from bot.settings import Settings
-    from bot.stack import ensure_index, start_private_stack
+    from bot.ops.stack import ensure_index, start_private_stack
 
     ensure_index(Settings.from_env())
     index = Path(tempfile.mkdtemp(prefix="bench-editor-index-")) / "index"

@@ -188,7 +188,7 @@ def main() -> int:
         if args.database_url:
             env_extra["DATABASE_URL"] = args.database_url
     else:
-        from bot.stack import start_private_stack
+        from bot.ops.stack import start_private_stack
 
         stack, env_extra = start_private_stack("bench-handoff-", {"BUSINESS_HOURS": "always",
                                                                   "OUTGOING_WEBHOOK_URL": ""})

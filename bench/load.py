@@ -246,7 +246,7 @@ async def drive(url: str, sim, args, prefix: str, *, customers: int | None = Non
 
 
 async def run(args) -> dict:
-    from bot.stack import free_port, start_private_stack
+    from bot.ops.stack import free_port, start_private_stack
 
     gw_port, sim_port = free_port(), free_port()
     sim = make_sim(gw_port)
@@ -308,7 +308,7 @@ async def run_cluster(args) -> dict:
 
     import asyncpg
 
-    from bot.stack import free_port
+    from bot.ops.stack import free_port
 
     tag = uuid.uuid4().hex[:8]
     pg = os.environ.get("BENCH_POSTGRES", "postgres@127.0.0.1:5432")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.stack import rasa_env, rasa_executable  # noqa: E402
+from bot.ops.stack import rasa_env, rasa_executable  # noqa: E402
 from knowledge_base.language import detect  # noqa: E402
 from bench.nlu_heldout import HANDS_OFF, SMALL_TALK  # noqa: E402
 

@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.stack import ensure_model, rasa_env, rasa_executable  # noqa: E402
+from bot.ops.stack import ensure_model, rasa_env, rasa_executable  # noqa: E402
 
 HELDOUT_DIR = ROOT / "tests" / "nlu_heldout"
 LANGUAGES = ("en", "de", "tr", "ja")

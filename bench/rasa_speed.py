@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from e2e_latency import load_questions, run_load  # noqa: E402
 
 from bot.settings import Settings  # noqa: E402
-from bot.stack import (RASA_DATA_DIRS, Child, ensure_index, ensure_model, free_port, http_ok,  # noqa: E402
+from bot.ops.stack import (RASA_DATA_DIRS, Child, ensure_index, ensure_model, free_port, http_ok,  # noqa: E402
                        rasa_env, rasa_executable, write_rasa_config)
 
 

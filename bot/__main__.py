@@ -9,7 +9,7 @@ agents          manage the accounts: add EMAIL --name N --role agent|admin|edito
                 enable EMAIL, list (the password of "add" is read from stdin or asked for)
 kb              the knowledge base's articles: import PATH [--format F] [--as-author EMAIL] [--publish],
                 export --format jsonl|csv|markdown OUT
-audit           pip-audit of both Python environments [--advisories DIR] [--strict] (bot/audit.py)
+audit           pip-audit of both Python environments [--advisories DIR] [--strict] (bot/ops/audit.py)
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_setup(args) -> int:
-    from .stack import ensure_index, ensure_model, ensure_sentiment
+    from .ops.stack import ensure_index, ensure_model, ensure_sentiment
 
     settings = _settings()
     t0 = time.time()
@@ -91,7 +91,7 @@ def _prepare_in_child(settings, what: str = "set-up") -> int:
 
 
 def _prepare(settings, what: str) -> None:
-    from .stack import ensure_index, ensure_sentiment
+    from .ops.stack import ensure_index, ensure_sentiment
 
     try:
         ensure_index(settings)
@@ -103,7 +103,7 @@ def _prepare(settings, what: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from .stack import Stack, ensure_model, summary
+    from .ops.stack import Stack, ensure_model, summary
 
     settings = _settings()
     t0 = time.time()
@@ -166,11 +166,11 @@ def _supervise(stack, summary, start_timeout: float, t0: float) -> int:
 
 
 def cmd_cluster(args) -> int:
-    """make run-cluster: nginx, several gateways, Rasa and action servers on PostgreSQL and Redis (bot.cluster)."""
+    """make run-cluster: nginx, several gateways, Rasa and action servers on PostgreSQL and Redis (bot.ops.cluster)."""
     import asyncio
 
-    from .cluster import Cluster, cluster_settings, ensure_databases, summary
-    from .stack import ensure_model
+    from .ops.cluster import Cluster, cluster_settings, ensure_databases, summary
+    from .ops.stack import ensure_model
     from .store.db import upgrade
 
     t0 = time.time()
@@ -230,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     from .editor.cli import add_cli as add_kb_cli
 
     add_kb_cli(sub)
-    from .privacy import add_cli as add_privacy_cli
+    from .insights.privacy import add_cli as add_privacy_cli
 
     add_privacy_cli(sub)
-    from .audit import add_cli as add_audit_cli
+    from .ops.audit import add_cli as add_audit_cli
 
     add_audit_cli(sub)
     args = ap.parse_args(argv)

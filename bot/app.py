@@ -10,7 +10,7 @@ from aiohttp import web
 from . import keys
 from .channels import rest
 from .handoff.desk import Desk
-from .health import healthz
+from .ops.health import healthz
 from .rasa_client import RasaClient
 from .ratelimit import limiter_ctx
 from .router import Router
@@ -56,13 +56,13 @@ async def _clients(app: web.Application):
     app[keys.FANOUT].on("inbox", desk.hub.publish_local)
     app[keys.ROUTER] = Router(app[keys.SESSIONMAKER], rasa, settings.languages, desk=desk,
                               returning_days=settings.returning_days)
-    from .health import action_server_down
+    from .ops.health import action_server_down
 
     app[keys.ROUTER].why_silent = lambda since: action_server_down(app, since)
     await desk.start()  # the outgoing webhook's sender
     if settings.sentiment:
         from .editor.publishing import client
-        from .sentiment import SentimentTagger
+        from .insights.sentiment import SentimentTagger
 
         app[keys.ROUTER].sentiment = SentimentTagger(app[keys.SESSIONMAKER], client(app))
     # Load the language detector's models off the event loop before the first message needs them.
@@ -174,14 +174,15 @@ def create_app(settings: Settings) -> web.Application:
             app[keys.CHANNELS][cls.name] = channel
             app.router.add_routes(channel.routes())
     app.router.add_get("/healthz", healthz)
-    from . import help_pages
+    from .editor import help_pages
 
     app.router.add_routes(help_pages.routes())  # /help/{locale}/{group}: what the bot's links open
-    from . import privacy
+    from .insights import privacy
 
     app.router.add_routes(privacy.routes())  # /api/admin/contacts/{id}: export and delete (GDPR)
     app.cleanup_ctx.append(privacy.retention_ctx)  # RETENTION_DAYS
-    from . import dashboard, events
+    from . import events
+    from .insights import dashboard
 
     app.router.add_routes(dashboard.routes())  # /dashboard and /api/admin/metrics, customer counts
 

@@ -63,7 +63,7 @@ class DeferredAnswers(Rounds):
         self.interval = retry_seconds
 
     async def assistant_ready(self) -> bool:
-        from .health import action_server_down
+        from .ops.health import action_server_down
 
         ok, _ = await self.app[keys.RASA].ready()
         return ok and await action_server_down(self.app) is None

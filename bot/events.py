@@ -11,13 +11,13 @@ the same transaction as the change itself (``repository.add_message``/``add_even
   ``support_events``) and marks it published. A broker outage delays publishing, loses nothing;
   after a crash between publish and mark a row is published again: consumers deduplicate on the
   AMQP ``message_id`` (= the event's ``event_id``). Rasa's own tracker events go to
-  ``RASA_EVENT_QUEUE`` through Rasa's pika event broker (bot.stack writes it into endpoints.yml).
+  ``RASA_EVENT_QUEUE`` through Rasa's pika event broker (bot.ops.stack writes it into endpoints.yml).
 
 An event: ``{"id": 17, "event_id": "...", "type": "message.in", "conversation_id": "...",
 "contact_id": "...", "created_at": "...", "payload": {...}}``. Types: ``conversation.created``,
 ``message.in``, ``message.out``, ``event.<type>`` for the conversation's structured events
 (``event.kb_answer``, ``event.status``, ``event.handoff``, ``event.survey``, ...), and a contact's
-``contact.merged`` / ``contact.merge_undone`` (bot.identity).
+``contact.merged`` / ``contact.merge_undone`` (bot.insights.identity).
 """
 from __future__ import annotations
 

@@ -289,7 +289,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Bu makale mevcut değil veya artık yayında değil.",
         "ja": "この記事は存在しないか、公開が終了しました。",
     },
-    # --- the satisfaction survey after an agent resolved a conversation (bot/surveys.py) ---
+    # --- the satisfaction survey after an agent resolved a conversation (bot/insights/surveys.py) ---
     "survey_csat": {
         "en": "How satisfied are you with the help you got? (1 = very dissatisfied, 5 = very satisfied)",
         "de": "Wie zufrieden sind Sie mit der Hilfe, die Sie bekommen haben? (1 = sehr unzufrieden, 5 = sehr zufrieden)",
@@ -326,7 +326,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "tr": "Geri bildiriminiz için teşekkürler! Başka bir şeye ihtiyacınız olursa tekrar yazmanız yeterli.",
         "ja": "フィードバックをありがとうございました！ほかにご用があれば、またメッセージをお送りください。",
     },
-    # --- greeting a returning customer (bot/returning.py) ---
+    # --- greeting a returning customer (bot/insights/returning.py) ---
     "returning_greeting": {
         "en": "Welcome back! Last time you asked about “{topic}”. Is this about that?",
         "de": "Willkommen zurück! Beim letzten Mal ging es um „{topic}“. Geht es wieder darum?",

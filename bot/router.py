@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from knowledge_base.language import detect, normalise_hint
 
-from . import payloads, returning
+from . import payloads
+from .insights import returning
 from .i18n import t
 from .messages import Accepted, AssistantUnavailable, InboundMessage, Reply, RouteResult
 from .rasa_client import RasaClient, RasaUnavailable
@@ -43,8 +44,8 @@ class Router:
         self.sessionmaker = sessionmaker
         self.rasa = rasa
         self.languages = languages
-        self.returning_days = returning_days  # RETURNING_DAYS: greet a returning customer (bot.returning)
-        self.sentiment = None  # bot.sentiment.SentimentTagger (create_app sets it unless SENTIMENT=off)
+        self.returning_days = returning_days  # RETURNING_DAYS: greet a returning customer (bot.insights.returning)
+        self.sentiment = None  # bot.insights.sentiment.SentimentTagger (create_app sets it unless SENTIMENT=off)
         # Rasa answers nothing when the action server is down (it logs the failed action and goes
         # on): this says why (create_app checks the action server: down, or started after the
         # given time), or None when it was up.
@@ -121,7 +122,7 @@ class Router:
         conv_pk, conv_public, contact_public = accepted.conversation_pk, accepted.conversation_id, accepted.contact_id
         message_public, status, language = accepted.message_id, accepted.status, accepted.language
         if self.sentiment is not None:
-            self.sentiment.tag(conv_pk, message_public, msg.text)  # in the background (bot.sentiment)
+            self.sentiment.tag(conv_pk, message_public, msg.text)  # in the background (bot.insights.sentiment)
         async with self.sessionmaker() as session:
             # The status now, not when the message was stored: an earlier message may have been
             # handed off in between.
@@ -140,7 +141,7 @@ class Router:
             replies = await self.desk.while_waiting(conv_pk, message_public, msg.text) if status == "pending" else []
             return RouteResult(conv_public, message_public, replies, language=language, status=status)
 
-        # A returning customer's answer to "Is this about that?" (bot.returning): yes asks the bot the
+        # A returning customer's answer to "Is this about that?" (bot.insights.returning): yes asks the bot the
         # earlier question again, no is answered here.
         text_for_bot = msg.text
         said = returning.parse(msg.text)

@@ -176,7 +176,7 @@ def _limit_settings(env: dict) -> dict:
 
 
 def _survey_settings(env: dict) -> dict:
-    from .surveys import SURVEY_KINDS
+    from .insights.surveys import SURVEY_KINDS
 
     kind = ",".join(x.strip() for x in _get(env, "SURVEY").lower().split(",") if x.strip())
     if kind not in SURVEY_KINDS:

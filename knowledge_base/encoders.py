@@ -112,7 +112,7 @@ class RecentVectors:
     is encoded for its sentiment and, moments later, for the knowledge-base search: the second is
     free. Only calls of a few texts are remembered (an index build would only churn it)."""
 
-    MAX_TEXTS_PER_CALL = 32  # the gateway tags sentiment in batches of up to 32 (bot.sentiment)
+    MAX_TEXTS_PER_CALL = 32  # the gateway tags sentiment in batches of up to 32 (bot.insights.sentiment)
 
     def __init__(self, size: int = 512):
         self.size = size

@@ -1,4 +1,4 @@
-"""Rasa's SQL tracker store, tuned for a server (named in endpoints.yml by bot.stack).
+"""Rasa's SQL tracker store, tuned for a server (named in endpoints.yml by bot.ops.stack).
 
 SQLite: Rasa 3.6 opens it with SQLAlchemy 1.4's defaults for a file: no connection pool (a new
 connection, opened and closed, for every read and every save) and SQLite's own defaults, a rollback

@@ -166,14 +166,14 @@ WIDGET_TEST_SECRET = "test-widget-identity-secret"
 def whatsapp_sim_port() -> int:
     """The port the WhatsApp Cloud API simulator listens on in stack tests (the gateway's
     WHATSAPP_API_BASE_URL points there; tests/channels start the simulator on it)."""
-    from bot.stack import free_port
+    from bot.ops.stack import free_port
 
     return free_port()
 
 
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory, whatsapp_sim_port) -> dict:
-    from bot.stack import free_port
+    from bot.ops.stack import free_port
 
     var = tmp_path_factory.mktemp("stack-var")
     gw, rasa, actions = free_port(), free_port(), free_port()
@@ -197,7 +197,7 @@ def stack_env(tmp_path_factory, whatsapp_sim_port) -> dict:
 def running_stack(stack_env):
     """The whole product, as `make run` starts it, on free ports and private databases."""
     from bot.settings import Settings
-    from bot.stack import Stack, ensure_index, ensure_model, ensure_sentiment
+    from bot.ops.stack import Stack, ensure_index, ensure_model, ensure_sentiment
 
     import shutil
 

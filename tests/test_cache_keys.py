@@ -1,7 +1,7 @@
 """The Rasa model is retrained, and the index rebuilt, when and only when their inputs change."""
 import shutil
 
-from bot.stack import rasa_model_hash
+from bot.ops.stack import rasa_model_hash
 from knowledge_base.articles import load_markdown_folder
 from knowledge_base.config import PROJECT_ROOT
 from knowledge_base.snapshot import source_hash

@@ -1,4 +1,4 @@
-"""`make run-cluster` for real (bot/cluster.py): nginx in front of two gateways, two Rasa servers and two
+"""`make run-cluster` for real (bot/ops/cluster.py): nginx in front of two gateways, two Rasa servers and two
 action servers, on new PostgreSQL databases of the machine's server and the machine's Redis (a prefix of
 the test's own). FAQ questions and a widget conversation go through nginx; one gateway replica is killed
 while six customers send back to back: every message is still answered, stored exactly once, and the
@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
 from .conftest import missing_service, require_service

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
 from .conftest import get_json

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 
 from .conftest import in_ci, require_service

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.nlu_heldout import LANGUAGES, evaluate, load_examples, training_texts
-from bot.stack import ensure_model
+from bot.ops.stack import ensure_model
 
 pytestmark = pytest.mark.slow
 

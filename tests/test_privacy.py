@@ -82,7 +82,7 @@ def test_export_then_delete_a_contact_everywhere(running_stack):
 def test_retention_removes_old_tracker_events_of_a_sender_in_rasas_own_store(running_stack):
     import time
 
-    from bot.privacy import delete_tracker_events
+    from bot.insights.privacy import delete_tracker_events
 
     s = f"old-{uuid.uuid4().hex[:8]}"
     assert running_stack.ask(s, "How do I cancel my subscription?")[0] == 200

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from bot.stack import PROJECT_ROOT, ensure_model, rasa_env, rasa_executable
+from bot.ops.stack import PROJECT_ROOT, ensure_model, rasa_env, rasa_executable
 
 pytestmark = pytest.mark.slow
 

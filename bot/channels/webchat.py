@@ -428,6 +428,6 @@ class WebchatChannel(WebchatDelivery, SpawnsTasks, Channel):
         if ident is None:
             return None
         for c in list(self._by_visitor.get(visitor, ())):
-            if c.contact_pk != ident.contact_id:  # not yet attached, or its contact was merged (bot.identity)
+            if c.contact_pk != ident.contact_id:  # not yet attached, or its contact was merged (bot.insights.identity)
                 self._attach(c, ident.contact_id)
         return ident.contact_id

@@ -236,7 +236,7 @@ class WhatsAppChannel(WhatsAppSending, WebhookBatches, SpawnsTasks, Channel):
         self._schedule(accepted.message_id)
 
     async def _sent_before_erasure(self, session, m: WaMessage) -> bool:
-        """The customer's contact was deleted after Meta took this update (bot/privacy.py): not stored."""
+        """The customer's contact was deleted after Meta took this update (bot/insights/privacy.py): not stored."""
         if not await erased_after(session, self.settings.app_secret, [m.source_id, m.wa_id, m.user_id], m.timestamp):
             return False
         log.info("whatsapp: %s %s was sent before its contact was deleted; not stored", m.type, m.wamid)

@@ -9,7 +9,7 @@ statuses in the background, one batch at a time in arrival order; the row is del
 in it is stored. A batch that a stop or crash interrupted is processed again at the next start: that
 is safe because processing is idempotent (messages are deduplicated on their wamid, statuses never go
 backwards), also when another gateway replica started meanwhile and processes it at the same time.
-Deleting a contact (bot/privacy.py) also takes that customer's updates out of the batches still waiting
+Deleting a contact (bot/insights/privacy.py) also takes that customer's updates out of the batches still waiting
 (``scrub_batches``) and records an erasure (``record_erasure``): an update the customer sent before the
 deletion that arrives only afterwards (in a batch being split at that moment, or delivered again by
 Meta) is not stored (``erased_after``)."""

@@ -31,7 +31,7 @@ from ..tasks import SpawnsTasks
 from ..i18n import t
 from ..messages import Reply
 from ..store import repository as repo
-from ..surveys import Surveys
+from ..insights.surveys import Surveys
 from ..store.models import Agent, Contact, Conversation, ConversationEvent, ConversationNote, Message
 from . import webhooks
 from .common import (BOT, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,

@@ -1,4 +1,4 @@
-"""Linking contacts from the inbox (bot.identity).
+"""Linking contacts from the inbox (bot.insights.identity).
 
 POST /api/inbox/conversations/{id}/confirm-email {"email"}  (agents, admins)
     The agent has checked the customer's address (asked for an order detail, saw it in the shop's
@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from .. import identity, keys
+from .. import keys
+from ..insights import identity
 from ..handoff.desk import EMAIL_RE
 from ..store.models import Contact, Conversation
 from . import auth

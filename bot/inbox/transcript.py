@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..handoff.common import OPEN, PENDING, RESOLVED, iso, message_dict, note_dict
 from ..handoff.desk import Desk
-from .. import churn
+from ..insights import churn
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message
 
 VIEWS = ("queue", "mine", "open", "resolved")
@@ -73,7 +73,7 @@ async def conversation_detail(session, desk: Desk, conv: Conversation) -> dict:
             if d.get("message_id"):
                 articles_for.setdefault(d["message_id"], []).extend(arts[:3] if d.get("decision") != "answer" else arts[:1])
     feeling = {(ev.data or {}).get("message_id"): {k: (ev.data or {}).get(k) for k in ("label", "severity")}
-               for ev in events if ev.type == "sentiment"}  # bot.sentiment, per customer message
+               for ev in events if ev.type == "sentiment"}  # bot.insights.sentiment, per customer message
     timeline: list[dict] = []
     answered: set[str] = set()
     for m in messages:

@@ -181,7 +181,7 @@ SURVEY_STAGES = ("csat", "nps", "comment", "done", "abandoned")
 
 
 class SurveyResponse(Base):
-    """One satisfaction survey after an agent resolved a conversation (bot.surveys): the stage says
+    """One satisfaction survey after an agent resolved a conversation (bot.insights.surveys): the stage says
     which question waits for an answer."""
     __tablename__ = "survey_responses"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -215,7 +215,7 @@ class EventStreamEntry(Base):
 
 class CustomerCount(Base):
     """Customers at the start and end of a period (and those gained), entered or imported by an admin:
-    the churn-rate formulas of the dashboard (bot.metrics) use them."""
+    the churn-rate formulas of the dashboard (bot.insights.metrics) use them."""
     __tablename__ = "customer_counts"
     __table_args__ = (UniqueConstraint("period_start", "period_end", name="uq_customer_counts_period"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -228,7 +228,7 @@ class CustomerCount(Base):
 
 
 class ContactMerge(Base):
-    """Two contacts found to be one person through a verified identity (bot.identity): the merged
+    """Two contacts found to be one person through a verified identity (bot.insights.identity): the merged
     contact's rows moved to the kept one. The snapshot is what an admin's undo puts back."""
     __tablename__ = "contact_merges"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

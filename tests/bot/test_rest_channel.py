@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""One customer, many channels (bot/identity.py) on the real gateway with WhatsApp (the simulator)
+"""One customer, many channels (bot/insights/identity.py) on the real gateway with WhatsApp (the simulator)
 and the website widget (WebSocket): a proved website user id makes two devices one contact; an
 address confirmed by an agent links a WhatsApp contact and a web contact, the bot then answers as
 one customer and the agent sees both channels in one timeline; an admin undoes the merge and the

@@ -21,7 +21,7 @@ from bot.channels.webchat_frames import RATE_BURST, user_hash
 from bot.i18n import t
 from bot.messages import InboundMessage, Recipient, Reply
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 from ..conftest import wait_until
 

@@ -22,7 +22,7 @@ from bot.app import create_app
 from bot.channels.whatsapp import WEBHOOK_PATH, WhatsAppChannel
 from bot.messages import Recipient, Reply
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from tests.conftest import wait_until
 from tests.whatsapp_sim import WhatsAppSimulator
 

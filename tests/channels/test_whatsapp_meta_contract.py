@@ -11,7 +11,8 @@ import time
 import pytest
 from sqlalchemy import update
 
-from bot import keys, privacy
+from bot import keys
+from bot.insights import privacy
 from bot.channels import whatsapp, whatsapp_send
 from bot.channels.whatsapp_render import split_text
 from bot.messages import Recipient, Reply

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from knowledge_base.config import PROJECT_ROOT
 from tests.conftest import wait_until
 from tests.whatsapp_sim import WhatsAppSimulator

@@ -1,4 +1,4 @@
-"""The satisfaction survey on WhatsApp (bot/surveys.py), through the simulator and the real gateway:
+"""The satisfaction survey on WhatsApp (bot/insights/surveys.py), through the simulator and the real gateway:
 CSAT as an interactive list in the customer's language, NPS typed (WhatsApp lists hold ten rows),
 the comment, and nothing sent to the bot."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bot.handoff.common import Actor
 from bot.i18n import t
 from bot.inbox import accounts
 from bot.store.models import Conversation
-from bot.surveys import payload
+from bot.insights.surveys import payload
 
 from .test_whatsapp_channel import wa, wait_until, whatsapp_gateway
 

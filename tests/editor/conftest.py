@@ -13,7 +13,7 @@ import pytest
 
 from bot.keys import SESSIONMAKER
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 from ..conftest import require_service
 from ..inbox.conftest import PASSWORD, start_gateway

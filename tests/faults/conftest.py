@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 from ..conftest import missing_service, require_service
 

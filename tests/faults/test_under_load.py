@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from bot.i18n import t
-from bot.stack import http_ok
+from bot.ops.stack import http_ok
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import create_app
 from bot.keys import SESSIONMAKER
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 PASSWORD = "correct horse battery"
 GREETINGS = ("hi", "hallo", "merhaba", "こんにちは")

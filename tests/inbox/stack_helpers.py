@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from bot.stack import Child, free_port, http_ok
+from bot.ops.stack import Child, free_port, http_ok
 from knowledge_base.config import PROJECT_ROOT
 
 from ..conftest import request_json

@@ -1,4 +1,4 @@
-"""What counts as resolved by the bot (bot/metrics.py, README "Dashboard"): conversations built through
+"""What counts as resolved by the bot (bot/insights/metrics.py, README "Dashboard"): conversations built through
 the real gateway and store (REST channel -> router -> database, on SQLite and PostgreSQL), answered by
 a scripted assistant that sends what the real bot sends (texts, buttons and the action server's
 structured events: kb_answer, kb_feedback, handoff_requested, handoff, kb_unavailable). A hand-off
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.keys import SESSIONMAKER
-from bot.metrics import TOP_UNANSWERED
+from bot.insights.metrics import TOP_UNANSWERED
 from bot.store.models import Contact, ContactIdentity, Conversation
 
 from ..conftest import ARTIFACTS, playwright_api

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from bot.settings import Settings
-from bot.stack import free_port, write_rasa_config
+from bot.ops.stack import free_port, write_rasa_config
 
 from ..conftest import require_service, wait_until
 from .conftest import make_settings, start_gateway

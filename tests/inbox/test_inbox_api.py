@@ -462,7 +462,7 @@ async def test_retention_deletes_old_conversations_nobody_works_on(gateway, agen
     from sqlalchemy import select, update
 
     from bot.keys import SESSIONMAKER
-    from bot.privacy import apply_retention
+    from bot.insights.privacy import apply_retention
     from bot.store.models import Contact, Conversation, Message
 
     old_s, new_s = f"old-{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"

@@ -1,4 +1,4 @@
-"""The managers' numbers (bot/metrics.py, bot/churn.py, bot/dashboard.py) on a seeded week, on SQLite
+"""The managers' numbers (bot/insights/metrics.py, bot/insights/churn.py, bot/insights/dashboard.py) on a seeded week, on SQLite
 and PostgreSQL, through the real gateway's admin API. Every expected value is computed by hand in the
 comments from the fixture below, not by the code under test."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.dashboard import _safe_cell
+from bot.insights.dashboard import _safe_cell
 from bot.keys import SESSIONMAKER
 from bot.store.models import Contact, Conversation, ConversationEvent, Message, SurveyResponse
 

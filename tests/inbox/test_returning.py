@@ -1,4 +1,4 @@
-"""Greeting a returning customer with what was open last time (bot/returning.py), through the real
+"""Greeting a returning customer with what was open last time (bot/insights/returning.py), through the real
 gateway in every language: the topic and order number of the previous conversation, "yes" asks the bot
 that question again, "no" invites a new one; no greeting for a first message that is itself a question,
 for a previous conversation older than RETURNING_DAYS, or with RETURNING_DAYS=0."""
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.i18n import t
-from bot.returning import payload
+from bot.insights.returning import payload
 
 from .conftest import make_settings, start_gateway
 

@@ -1,4 +1,4 @@
-"""Satisfaction surveys after an agent resolves a conversation (bot/surveys.py), through the real
+"""Satisfaction surveys after an agent resolves a conversation (bot/insights/surveys.py), through the real
 gateway: the REST customer's flow in each language, NPS, skipping, abandoning, the time window, and
 answers parsed from buttons and typed numbers. (The WhatsApp flow: tests/channels/test_whatsapp_surveys.py.)"""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.i18n import t
-from bot.surveys import parse_answer, payload
+from bot.insights.surveys import parse_answer, payload
 
 from .conftest import make_settings, start_gateway
 

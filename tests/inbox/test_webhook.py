@@ -11,7 +11,7 @@ import uuid
 
 from aiohttp import web
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 from .conftest import make_settings, start_gateway
 

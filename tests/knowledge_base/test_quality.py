@@ -31,7 +31,7 @@ OVERALL = {"oos_recall": 0.85, "auroc": 0.87, "wrong_share_of_answers": 0.08}
 @pytest.fixture(scope="module")
 def shipped_searcher():
     from bot.settings import Settings
-    from bot.stack import ensure_index
+    from bot.ops.stack import ensure_index
     from knowledge_base.live import LiveKnowledgeBase
     from knowledge_base.encoders import load_encoder
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from bot.stack import PROJECT_ROOT, rasa_env, rasa_venv
+from bot.ops.stack import PROJECT_ROOT, rasa_env, rasa_venv
 
 HERE = PROJECT_ROOT / "tests" / "rasa_addons"
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.app import create_app
-from bot.stack import free_port
+from bot.ops.stack import free_port
 
 from ..conftest import ARTIFACTS
 from ..inbox.conftest import PASSWORD, FakeAssistant, make_settings

@@ -101,7 +101,7 @@
     }
   }
   // The agent checked the customer's address: it links this contact with one that has the same
-  // confirmed address (bot/identity.py); the timeline then shows both.
+  // confirmed address (bot/insights/identity.py); the timeline then shows both.
   async function confirmEmail(ev) {
     ev.preventDefault();
     const email = $("confirm-email").value.trim();

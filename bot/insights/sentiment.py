@@ -8,7 +8,7 @@ it is tried four times over about 15 s, and a message it still could not tag sta
 Messages are tagged in batches: one worker takes whatever has queued up meanwhile (up to
 ``BATCH_SIZE``), asks for all of them in one request and stores all their tags in one transaction,
 so under load a message costs a fraction of a request and of a commit. The inbox shows a negative message's severity,
-churn-risk scores count a high-severity one as anger (bot.churn), the event stream carries every tag.
+churn-risk scores count a high-severity one as anger (bot.insights.churn), the event stream carries every tag.
 ``SENTIMENT=off`` tags nothing.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .store import repository as repo
-from .store.models import Conversation
-from .tasks import SpawnsTasks
+from ..store import repository as repo
+from ..store.models import Conversation
+from ..tasks import SpawnsTasks
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
@@ -59,7 +59,7 @@ class SentimentTagger(SpawnsTasks):
             await self._store(list(zip(batch, results)))
 
     async def _classify(self, texts: list[str]) -> list[dict] | None:
-        from .editor.publishing import KbUnavailable
+        from ..editor.publishing import KbUnavailable
 
         for pause in RETRY_PAUSES + (None,):
             try:

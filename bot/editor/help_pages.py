@@ -16,9 +16,9 @@ from aiohttp import web
 from markdown_it import MarkdownIt
 from sqlalchemy import select
 
-from . import keys
-from .i18n import LANGUAGES, t
-from .store.editor_models import KbArticle, KbArticleVersion
+from .. import keys
+from ..i18n import LANGUAGES, t
+from ..store.editor_models import KbArticle, KbArticleVersion
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
@@ -36,7 +36,7 @@ PAGE = """<!doctype html>
 
 
 def _headers() -> dict[str, str]:
-    from .inbox.views import SECURITY_HEADERS
+    from ..inbox.views import SECURITY_HEADERS
 
     return {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
 

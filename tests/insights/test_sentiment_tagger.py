@@ -1,4 +1,4 @@
-"""The gateway's background sentiment tagging (bot.sentiment) against a real SQLite database and a
+"""The gateway's background sentiment tagging (bot.insights.sentiment) against a real SQLite database and a
 stand-in for the action server's /kb/sentiment: messages are tagged in batches, every one of them."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.editor.publishing import KbUnavailable
 from bot.keys import SESSIONMAKER
-from bot.sentiment import BATCH_SIZE, SentimentTagger
+from bot.insights.sentiment import BATCH_SIZE, SentimentTagger
 from bot.settings import Settings
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from bot.store import repository as repo
 
 

@@ -326,7 +326,7 @@ def _write_report(path: Path, report: dict) -> None:
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser("audit", help="pip-audit of both Python environments (see bot/audit.py)")
+    p = sub.add_parser("audit", help="pip-audit of both Python environments (see bot/ops/audit.py)")
     p.add_argument("--advisories", default="", help="a folder of OSV advisories (e.g. pypa/advisory-database)")
     p.add_argument("--osv-url", default=PUBLIC_OSV_URL, help="an OSV /v1/query endpoint")
     p.add_argument("--ignore-file", default=str(IGNORE_FILE))

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from knowledge_base.config import PROJECT_ROOT
 
-from .settings import Settings
+from ..settings import Settings
 
 RASA_VERSION = "3.6.21"
 RASA_DATA_DIRS = ("data/nlu", "data/rules", "data/stories")
@@ -119,7 +119,7 @@ def ensure_index(settings: Settings, log=print) -> bool:
 
     from knowledge_base.builder import ensure_index as build
 
-    from .editor.publishing import seeded_published_set
+    from ..editor.publishing import seeded_published_set
 
     try:
         articles = asyncio.run(seeded_published_set(settings))
@@ -250,7 +250,7 @@ class Stack:
         s = self.settings
         base_env = with_thread_defaults(dict(os.environ))
         base_env.update(env_extra or {})
-        from .editor.publishing import resolve_internal_token
+        from ..editor.publishing import resolve_internal_token
 
         # the gateway's calls to the action server's internal /kb routes (publishing) carry this secret
         base_env["INTERNAL_TOKEN"] = resolve_internal_token(s)

@@ -1,4 +1,4 @@
-"""The dependency audit (bot/audit.py): OSV range semantics, the loopback OSV service answering the
+"""The dependency audit (bot/ops/audit.py): OSV range semantics, the loopback OSV service answering the
 real pip-audit, accepted findings, and the clear "blocked" when no vulnerability source answers."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from importlib.metadata import version as installed_version
 import pytest
 import urllib.request
 
-from bot.audit import Advisories, OsvServer, affects, pip_audit, read_ignores, AuditError
+from bot.ops.audit import Advisories, OsvServer, affects, pip_audit, read_ignores, AuditError
 from knowledge_base.config import PROJECT_ROOT
 
 AIOHTTP = installed_version("aiohttp")  # installed in .venv, so the audit of .venv must find the fake record

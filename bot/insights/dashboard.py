@@ -1,7 +1,7 @@
 """The managers' dashboard: the page at /dashboard (admins sign in there) and its admin API.
 
 GET  /api/admin/metrics?from=YYYY-MM-DD&to=YYYY-MM-DD&channel=&language=
-         -> every number of bot.metrics (definitions there), plus the customers at risk of churning
+         -> every number of bot.insights.metrics (definitions there), plus the customers at risk of churning
 GET  /api/admin/metrics.csv?...&table=summary|daily|conversations -> the same as CSV (a download)
 GET  /api/admin/customer-counts -> the customer counts the churn rates are computed from
 POST /api/admin/customer-counts {period_start, period_end, customers_start, customers_end, new_customers}
@@ -19,12 +19,13 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select
 
-from . import churn, keys, metrics
-from .inbox import auth
-from .inbox.views import page_routes
-from .store.models import CustomerCount
+from .. import keys
+from ..inbox import auth
+from ..inbox.views import page_routes
+from ..store.models import CustomerCount
+from . import churn, metrics
 
-WEB_DIR = Path(__file__).parent / "web" / "dashboard"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "dashboard"
 STATIC_FILES = {"dashboard.js": "application/javascript", "dashboard.css": "text/css",
                 "texts.json": "application/json"}
 COUNT_FIELDS = ("period_start", "period_end", "customers_start", "customers_end", "new_customers")
@@ -66,7 +67,7 @@ async def drivers(app: web.Application, facts: list[dict]) -> dict:
 
     from knowledge_base.clustering import cluster_texts
 
-    from .editor.publishing import KbUnavailable, client
+    from ..editor.publishing import KbUnavailable, client
 
     items = [(x["questions"][0], x["language"]) for x in facts if x["questions"] and x["questions"][0].strip()]
     items = items[-metrics.MAX_DRIVER_QUESTIONS:]

@@ -26,10 +26,10 @@ from aiohttp import web
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import keys
-from .channels.whatsapp_api import NAME as WHATSAPP
-from .channels.whatsapp_batches import record_erasure, scrub_batches
-from .store.models import (Contact, ContactIdentity, ContactMerge, Conversation, ConversationEvent, ConversationNote,
+from .. import keys
+from ..channels.whatsapp_api import NAME as WHATSAPP
+from ..channels.whatsapp_batches import record_erasure, scrub_batches
+from ..store.models import (Contact, ContactIdentity, ContactMerge, Conversation, ConversationEvent, ConversationNote,
                            EventStreamEntry, Message, SurveyResponse, WebhookOutbox)
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ async def retention_ctx(app: web.Application):
 # --- admin API -----------------------------------------------------------------------------------
 
 def _admin():
-    from .inbox import auth
+    from ..inbox import auth
 
     return auth.require("admin")
 
@@ -243,7 +243,7 @@ async def api_delete(request: web.Request) -> web.Response:
 
 async def api_events(request: web.Request) -> web.Response:
     """The event stream (bot.events) from the table, in order: ?after=<last id seen>&limit=<1..1000>."""
-    from .store import event_stream
+    from ..store import event_stream
 
     try:
         after = int(request.query.get("after", "0"))
@@ -260,7 +260,7 @@ async def api_events(request: web.Request) -> web.Response:
 
 async def api_contact_attributes(request: web.Request) -> web.Response:
     """PATCH {"renewal_date": "YYYY-MM-DD" | null}: what a shop's integration knows about the customer
-    (the churn-risk score uses a renewal date within 30 days, bot.churn)."""
+    (the churn-risk score uses a renewal date within 30 days, bot.insights.churn)."""
     from datetime import date
 
     try:
@@ -315,8 +315,8 @@ def cmd_privacy(args) -> int:
     import asyncio
     import sys
 
-    from .settings import Settings
-    from .store.db import make_engine, sessionmaker, upgrade
+    from ..settings import Settings
+    from ..store.db import make_engine, sessionmaker, upgrade
 
     if args.privacy_cmd == "delete" and not args.yes:
         print("error: deleting is permanent: add --yes", file=sys.stderr)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .settings import Settings
+from ..settings import Settings
 from .stack import (Child, Stack, _client_host, free_port, http_ok, rasa_env, rasa_executable, with_thread_defaults,
                     write_rasa_config)
 
@@ -46,7 +46,7 @@ def nginx_executable() -> str:
 
 
 def cluster_settings(env: dict | None = None) -> Settings:
-    from .settings import load_environment
+    from ..settings import load_environment
 
     merged = load_environment(dict(os.environ) if env is None else env)
     for key, value in CLUSTER_DEFAULTS.items():
@@ -101,7 +101,7 @@ def nginx_config(var: Path, public: tuple[str, int], gateways: list[int], rasa: 
       proxy_read_timeout 3600s;
       proxy_next_upstream error timeout non_idempotent;
       proxy_next_upstream_tries 3;"""
-    return f"""# written by bot/cluster.py for `make run-cluster`
+    return f"""# written by bot/ops/cluster.py for `make run-cluster`
 worker_processes 1;
 pid {tmp / 'nginx.pid'};
 error_log {var / 'logs' / 'nginx-error.log'} warn;
@@ -159,7 +159,7 @@ class Cluster(Stack):
     restarts: bool = True  # a replica that dies is started again while the others carry on
 
     def build_cluster(self, model: Path, env_extra: dict[str, str] | None = None) -> None:
-        from .editor.publishing import resolve_internal_token
+        from ..editor.publishing import resolve_internal_token
 
         s = self.settings
         var = self.var_dir

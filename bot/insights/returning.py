@@ -10,7 +10,7 @@ base (a "hello", not a question), the gateway adds, in the customer's language:
 The topic is the last question the bot searched the knowledge base for in that conversation (or its
 first customer message); the order number is the one the bot or an agent captured. "Yes" asks the bot
 that question again in this conversation; "No" is answered with an invitation to ask. Contacts linked
-across channels (bot.identity) are greeted with their other channel's topic too.
+across channels (bot.insights.identity) are greeted with their other channel's topic too.
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import payloads
-from .handoff.common import aware, utcnow
-from .i18n import t
-from .store import repository as repo
-from .store.models import Contact, Conversation, ConversationEvent, Message
+from .. import payloads
+from ..handoff.common import aware, utcnow
+from ..i18n import t
+from ..store import repository as repo
+from ..store.models import Contact, Conversation, ConversationEvent, Message
 
 MAX_TOPIC_CHARS = 80
 KB_ANSWERS = ("answer", "clarify", "chosen", "next_best")

@@ -7,7 +7,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 
-from .keys import ENGINE, HTTP, RASA, SETTINGS
+from ..keys import ENGINE, HTTP, RASA, SETTINGS
 
 
 async def _database(app) -> tuple[bool, str]:

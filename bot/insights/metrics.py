@@ -45,8 +45,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .handoff.common import aware
-from .store.models import Conversation, ConversationEvent, CustomerCount, Message, SurveyResponse
+from ..handoff.common import aware
+from ..store.models import Conversation, ConversationEvent, CustomerCount, Message, SurveyResponse
 
 FCR_DAYS = 7
 MAX_DAYS = 366

@@ -4,7 +4,7 @@ conversation panel) and managers (the dashboard's list of customers at risk), al
 Over the contact's conversations of the last ``WINDOW_DAYS`` (30) days, each signal adds its points once:
 
     anger             3  the bot handed off for frustration, or saw negative sentiment, or a message
-                         of the customer was tagged negative with high severity (bot.sentiment)
+                         of the customer was tagged negative with high severity (bot.insights.sentiment)
     cancel_refund     3  the customer asked to cancel, for a refund or for a discount (words in en, de,
                          tr, ja: CANCEL_WORDS) ...
     renewal_near      2  ... and the contact's ``renewal_date`` attribute is within 30 days
@@ -26,8 +26,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .handoff.common import aware, utcnow
-from .store.models import Contact, Conversation, ConversationEvent, Message, SurveyResponse
+from ..handoff.common import aware, utcnow
+from ..store.models import Contact, Conversation, ConversationEvent, Message, SurveyResponse
 
 WINDOW_DAYS = 30
 RENEWAL_DAYS = 30

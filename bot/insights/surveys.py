@@ -24,11 +24,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import payloads
-from .handoff.common import aware
-from .i18n import t
-from .store import repository as repo
-from .store.models import Contact, Conversation, Message, SurveyResponse, utcnow
+from .. import payloads
+from ..handoff.common import aware
+from ..i18n import t
+from ..store import repository as repo
+from ..store.models import Contact, Conversation, Message, SurveyResponse, utcnow
 
 SURVEY_KINDS = ("off", "csat", "csat,nps")
 OPEN_STAGES = ("csat", "nps", "comment")
