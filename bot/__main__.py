@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     c.set_defaults(func=cmd_cluster)
     sub.add_parser("setup").set_defaults(func=cmd_setup)
     sub.add_parser("check-settings").set_defaults(func=cmd_check)
-    from .inbox.accounts import add_cli
+    from .staff.accounts import add_cli
 
     add_cli(sub)
     from .editor.cli import add_cli as add_kb_cli

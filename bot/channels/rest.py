@@ -120,7 +120,7 @@ MAX_WAIT_SECONDS = 25.0
 
 
 def _iso(dt) -> str | None:
-    from ..handoff.common import iso
+    from ..clock import iso
 
     return iso(dt)
 

@@ -59,8 +59,8 @@ async def _session(settings):
 
 
 async def _import(settings, args) -> int:
-    from ..handoff.common import Actor
-    from ..inbox.accounts import find_by_email
+    from ..staff.actor import Actor
+    from ..staff.accounts import find_by_email
     from . import store, transfer
 
     path = Path(args.path)

@@ -36,7 +36,7 @@ PAGE = """<!doctype html>
 
 
 def _headers() -> dict[str, str]:
-    from ..inbox.views import SECURITY_HEADERS
+    from ..staff.pages import SECURITY_HEADERS
 
     return {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..inbox.views import page_routes
+from ..staff.pages import page_routes
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "editor"
 STATIC_FILES = {"editor.js": "application/javascript", "editor.css": "text/css", "texts.json": "application/json"}

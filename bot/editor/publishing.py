@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import keys
-from ..handoff.common import Actor
+from ..staff.actor import Actor
 from ..settings import Settings
 from ..store.models import Agent, KbArticle, KbArticleVersion
 from . import store

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.articles import Article
 
-from ..handoff.common import Actor, aware
+from ..clock import aware
+from ..staff.actor import Actor
 from ..store.models import Agent, KbArticle, KbArticleVersion, KbAuditEntry, KbReview
 
 STATUSES = ("draft", "in_review", "published", "archived")

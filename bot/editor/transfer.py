@@ -28,7 +28,7 @@ from aiohttp import web
 from knowledge_base.articles import Article, ArticleError, parse_markdown, validate_record
 
 from .. import keys
-from ..inbox.auth import SIGNED
+from ..staff.auth import SIGNED
 from . import publishing, store
 from .store import EditorError
 from .views import editor_route, ok, read_limited, sessionmaker

@@ -17,8 +17,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
-from ..inbox import auth
-from ..inbox.auth import SIGNED
+from ..staff import auth
+from ..staff.auth import SIGNED
 from ..store.models import KbArticle, KbAuditEntry
 from . import store
 from .store import EditorError
@@ -149,7 +149,7 @@ async def committed(request: web.Request, change) -> None:
 @editor_route
 async def meta(request: web.Request) -> web.Response:
     s = request.app[keys.SETTINGS]
-    from ..inbox.accounts import agent_dict
+    from ..staff.accounts import agent_dict
 
     return ok({"languages": list(s.languages), "statuses": list(store.STATUSES),
                "require_approval": s.editor_require_approval, "me": agent_dict(request[SIGNED].agent)})

@@ -1,11 +1,9 @@
 """What the hand-off desk (bot/handoff/desk.py) and its callers share: the conversation statuses,
-the desk's errors (with their HTTP status), the acting agent, time helpers for values SQLite hands
-back naive, the queue priority, and the JSON shapes of messages and notes."""
+the desk's errors (with their HTTP status), the queue priority, and the JSON shapes of messages and
+notes. The acting agent is bot.staff.actor.Actor; the time helpers are in bot.clock."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..clock import aware, iso, utcnow  # noqa: F401 - still imported from here by its callers
+from ..clock import iso
 from ..payloads import is_payload
 from ..store.models import Agent, ConversationNote, Message
 
@@ -33,27 +31,6 @@ class Conflict(HandoffError):
 
 class Forbidden(HandoffError):
     status = 403
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The agent doing something (a snapshot, detached from any session)."""
-    id: int
-    public_id: str
-    name: str
-    email: str
-    role: str
-
-    @classmethod
-    def of(cls, agent: Agent) -> "Actor":
-        return cls(agent.id, agent.public_id, agent.name, agent.email, agent.role)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def public(self) -> dict:
-        return {"id": self.public_id, "name": self.name, "email": self.email}
 
 
 def priority_of(event: dict) -> int:

@@ -27,15 +27,17 @@ import re
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..tasks import SpawnsTasks
+from ..clock import aware, iso, utcnow
 from ..i18n import t
-from ..messages import Reply
-from ..store import repository as repo
 from ..insights.surveys import Surveys
+from ..messages import Reply
+from ..staff.actor import Actor
+from ..store import repository as repo
 from ..store.models import Agent, Contact, Conversation, ConversationEvent, ConversationNote, Message
+from ..tasks import SpawnsTasks
 from . import webhooks
-from .common import (BOT, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Actor, Conflict, Forbidden,
-                     HandoffError, NotFound, aware, iso, message_dict, priority_of, utcnow)
+from .common import (BOT, OPEN, PENDING, RESOLVED, WITH_A_PERSON, Conflict, Forbidden, HandoffError, NotFound,
+                     message_dict, priority_of)
 from .hours import BusinessHours
 from .hub import Hub
 from .queue import QueueReading

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from ..messages import Recipient, Reply
 from ..store.models import ContactIdentity, Conversation, Message
-from .common import OPEN, Actor
+from ..staff.actor import Actor
+from .common import OPEN
 
 TYPING_SECONDS = 6.0  # a typing indicator lasts this long unless renewed
 

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from .. import keys
 from ..store.models import Conversation, ConversationEvent, Message
 from ..tasks import Rounds
-from .common import BOT, utcnow
+from ..clock import utcnow
+from .common import BOT
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
-from ..insights import identity
 from ..handoff.desk import EMAIL_RE
+from ..insights import identity
+from ..staff import auth
 from ..store.models import Contact, Conversation
-from . import auth
 from .http import INBOX_ROLES, error, json_body, ok
 
 

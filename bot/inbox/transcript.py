@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..handoff.common import OPEN, PENDING, RESOLVED, iso, message_dict, note_dict
+from ..clock import iso
+from ..handoff.common import OPEN, PENDING, RESOLVED, message_dict, note_dict
 from ..handoff.desk import Desk
 from ..insights import churn
 from ..store.models import Agent, Contact, ContactIdentity, Conversation, ConversationEvent, ConversationNote, Message

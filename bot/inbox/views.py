@@ -39,9 +39,12 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from .. import keys
-from ..handoff.common import ONLINE_SECONDS, HandoffError, aware
+from ..clock import aware
+from ..handoff.common import ONLINE_SECONDS, HandoffError
+from ..staff import accounts, auth
+from ..staff.pages import page_routes, static_route
 from ..store.models import Agent, Conversation
-from . import accounts, auth, transcript
+from . import transcript
 from .http import INBOX_ROLES, SOCKETS, error, json_body, ok
 from .ws import AGENT_SOCKETS, close_agent_sockets, shutdown, websocket
 
@@ -51,15 +54,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "inbox"
 STATIC_FILES = {"inbox.js": "application/javascript", "inbox_view.js": "application/javascript",
                 "inbox_live.js": "application/javascript", "inbox.css": "text/css", "texts.json": "application/json"}
 CANNED_TIMEOUT = aiohttp.ClientTimeout(total=10)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
 THROTTLE = web.AppKey("inbox_login_throttle", auth.LoginThrottle)
 
 
@@ -69,31 +63,6 @@ def desk(request: web.Request):
 
 def handoff_error(exc: HandoffError) -> web.Response:
     return error(exc.status, exc.message, **exc.extra)
-
-
-# --- the page --------------------------------------------------------------------------------
-
-def static_route(url: str, web_dir: Path, files: dict[str, str]) -> web.RouteDef:
-    """GET ``url``/{name}: one of the listed files of web_dir (anything else 404)."""
-    async def static(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in files:
-            raise web.HTTPNotFound()
-        return web.Response(body=(web_dir / name).read_bytes(), content_type=files[name], charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
-
-    return web.get(url + "/{name}", static)
-
-
-def page_routes(url: str, web_dir: Path, files: dict[str, str]) -> list[web.RouteDef]:
-    """A staff page: GET ``url`` (web_dir/index.html, with SECURITY_HEADERS) and its listed files
-    under ``url``/static/{name}. Used by the inbox and the editors' page (their shared script is
-    /staff/static/staff.js)."""
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(body=(web_dir / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
-                            headers=SECURITY_HEADERS)
-
-    return [web.get(url, page), static_route(url + "/static", web_dir, files)]
 
 
 # --- signing in ------------------------------------------------------------------------------

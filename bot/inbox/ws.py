@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from .. import keys
 from ..handoff.common import HandoffError
+from ..staff import accounts, auth
 from ..store.models import Agent
-from . import accounts, auth
 from .http import HEARTBEAT_SECONDS, INBOX_ROLES, SOCKETS, dumps, error
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..handoff.common import aware, utcnow
+from ..clock import aware, utcnow
 from ..store.models import Contact, Conversation, ConversationEvent, Message, SurveyResponse
 
 WINDOW_DAYS = 30

@@ -20,8 +20,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
-from ..inbox import auth
-from ..inbox.views import page_routes
+from ..staff import auth
+from ..staff.pages import page_routes
 from ..store.models import CustomerCount
 from . import churn, metrics
 

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..store import event_stream
-from ..handoff.common import iso, utcnow
+from ..clock import iso, utcnow
 from ..store.models import Contact, ContactIdentity, ContactMerge, Conversation, SurveyResponse
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..handoff.common import aware
+from ..clock import aware
 from ..store.models import Conversation, ConversationEvent, CustomerCount, Message, SurveyResponse
 
 FCR_DAYS = 7

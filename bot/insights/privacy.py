@@ -213,7 +213,7 @@ async def retention_ctx(app: web.Application):
 # --- admin API -----------------------------------------------------------------------------------
 
 def _admin():
-    from ..inbox import auth
+    from ..staff import auth
 
     return auth.require("admin")
 

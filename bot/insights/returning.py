@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import payloads
-from ..handoff.common import aware, utcnow
+from ..clock import aware, utcnow
 from ..i18n import t
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, ConversationEvent, Message

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import payloads
-from ..handoff.common import aware
+from ..clock import aware
 from ..i18n import t
 from ..store import repository as repo
 from ..store.models import Contact, Conversation, Message, SurveyResponse, utcnow

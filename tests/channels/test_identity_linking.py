@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from bot.channels.webchat_frames import user_hash
-from bot.inbox import accounts
+from bot.staff import accounts
 from bot.keys import SESSIONMAKER
 
 from ..inbox.conftest import PASSWORD, AgentClient

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from bot import keys
-from bot.handoff.common import Actor
+from bot.staff.actor import Actor
 from bot.i18n import t
-from bot.inbox import accounts
+from bot.staff import accounts
 from bot.store.models import Conversation
 from bot.insights.surveys import payload
 

@@ -67,7 +67,7 @@ class EditorGateway:
         return self.gw.app
 
     async def sign_in_all(self) -> dict[str, EditorClient]:
-        from bot.inbox import accounts
+        from bot.staff import accounts
 
         pw = accounts.hash_password(PASSWORD)
         async with self.app[SESSIONMAKER]() as session:

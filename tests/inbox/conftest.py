@@ -140,7 +140,7 @@ class Gateway:
 
     async def add_agent(self, email: str, name: str, role: str = "agent", password: str = PASSWORD,
                         language: str = "en"):
-        from bot.inbox import accounts
+        from bot.staff import accounts
 
         async with self.app[SESSIONMAKER]() as session:
             return await accounts.create_agent(session, email, name, role, accounts.hash_password(password), language)

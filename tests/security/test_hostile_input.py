@@ -76,7 +76,7 @@ class Server:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         self.runners.append(runner)
         self.url = f"http://127.0.0.1:{port}"
-        from bot.inbox import accounts
+        from bot.staff import accounts
         from bot.keys import SESSIONMAKER
 
         async with self.app[SESSIONMAKER]() as session:

@@ -26,7 +26,8 @@ from aiohttp import web
 from sqlalchemy import delete, select
 
 from .. import keys
-from ..handoff.common import Actor, aware
+from ..clock import aware
+from .actor import Actor
 from ..store.models import Agent, AgentSession
 
 COOKIE = "inbox_session"
