@@ -133,6 +133,12 @@ def test_the_store_imports_nothing_above_it():
         ":\n" + "\n".join(sorted(wrong))
 
 
+def test_the_leaves_import_nothing_of_bot():
+    graph = import_graph()
+    for leaf in sorted(STORE_MAY_IMPORT | {"bot.messages"}):
+        assert not graph[leaf], f"{leaf} imports {', '.join(sorted(graph[leaf]))}"
+
+
 def test_the_handoff_desk_and_the_channels_never_import_the_router():
     wrong = {f"{m} imports bot.router (line {edges['bot.router']})"
              for m, edges in import_graph().items()
