@@ -1,17 +1,18 @@
 """Search a snapshot: rank articles (translation groups), pick the customer's language, decide."""
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .articles import Article
-from .confidence import CLARIFY_OPTIONS, features, models_from_state, word_count
-from .decision import ANSWER, CLARIFY, DecisionPolicy
+from .confidence import CLARIFY_OPTIONS, TOPIC_WORDS, features, models_from_state, word_count
+from .decision import ANSWER, CLARIFY, HANDOFF, DecisionPolicy
 from .hybrid import lang_group
 from .language import detect
 from .encoders import Encoder
+from .lexical import tokenize
 from .snapshot import Snapshot
 
 
@@ -54,6 +55,19 @@ class SearchResult:
 
 
 PRIMARY = "use"  # the name of the primary (FAISS-indexed) encoder in the hybrid scorer's weights
+# A title word names its article's topic when at most this share of the articles' titles has it
+# ("coupon", "address"; not "how", "my" or "order" in a shop whose titles all say "order").
+TITLE_WORD_MAX_SHARE = 0.2
+
+
+def title_words(articles) -> dict[str, frozenset[str]]:
+    """Per translation group, the words of its titles (every translation) that name its topic."""
+    words: dict[str, set[str]] = defaultdict(set)
+    for art in articles:
+        words[art.group].update(tokenize(art.title, art.locale))
+    share = Counter(w for ws in words.values() for w in ws)
+    limit = max(1.0, TITLE_WORD_MAX_SHARE * len(words))
+    return {g: frozenset(w for w in ws if share[w] <= limit) for g, ws in words.items()}
 
 
 class Searcher:
@@ -95,6 +109,7 @@ class Searcher:
             self.hybrid = HybridScorer.from_state(snapshot.hybrid, layout.entry_group, vectors, layout.entry_langs)
             self._group_names = layout.groups
             self.confidence = models_from_state(snapshot.hybrid.get("confidence"))
+        self._title_words = title_words(snapshot.articles.values())
 
     @property
     def mode(self) -> str:
@@ -135,8 +150,17 @@ class Searcher:
         margin = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else float("inf")
         decision = model.decide(float(p1[0]), float(p3[0]), margin, words)
         n = 1 if decision == ANSWER else (min(CLARIFY_OPTIONS, len(ranked)) if decision == CLARIFY else 0)
+        if decision == HANDOFF and words <= TOPIC_WORDS and self._names_a_top_article(text, lang, ranked):
+            decision, n = CLARIFY, min(CLARIFY_OPTIONS, len(ranked))
         runners_up = min(2, len(ranked) - 1) if p3[0] >= 0.5 else 0
         return ranked, decision, n, float(p1[0]), runners_up
+
+    def _names_a_top_article(self, text: str, lang: str | None, ranked) -> bool:
+        """A topic message ("coupon", "change address") whose words name one of the top articles in
+        its title: the customer named a topic the help centre has, so "I don't know" would be wrong;
+        the top articles are offered to choose from instead."""
+        said = set(tokenize(text, lang))
+        return any(said & self._title_words.get(g, frozenset()) for g, _ in ranked[:CLARIFY_OPTIONS])
 
     def _runners_up_by_floor(self, ranked) -> int:
         floor = self.policy.next_best_floor

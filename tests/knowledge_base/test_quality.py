@@ -17,13 +17,13 @@ from knowledge_base.evaluate import load_questions, search_metrics
 pytestmark = pytest.mark.slow
 
 # per language: top-1 at least, wrong answers at most, in-scope hand-offs at most
-# measured (bench/results/quality.json, "sample"): en .952/.000/.159, de .898/.000/.136,
-# tr .848/.000/.373, ja .931/.017/.155; out-of-scope recall .908, AUROC .913, wrong share .036
+# measured (bench/results/quality.json, "sample"): en .952/.000/.095, de .898/.000/.136,
+# tr .848/.017/.339, ja .931/.017/.138; out-of-scope recall .892, AUROC .913, wrong share .044
 FLOORS = {
-    "en": {"top1": 0.90, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.25},
-    "de": {"top1": 0.85, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.25},
-    "tr": {"top1": 0.80, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.50},
-    "ja": {"top1": 0.88, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.30},
+    "en": {"top1": 0.90, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.15},
+    "de": {"top1": 0.85, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.20},
+    "tr": {"top1": 0.80, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.42},
+    "ja": {"top1": 0.88, "wrong_answer_rate": 0.05, "in_scope_handoff_rate": 0.22},
 }
 OVERALL = {"oos_recall": 0.85, "auroc": 0.87, "wrong_share_of_answers": 0.08}
 
@@ -79,3 +79,18 @@ def test_a_question_without_a_language_is_searched_in_the_one_it_is_written_in(s
         res = shipped_searcher.search(text)
         assert res.lang == lang and res.hits[0].group == group, (text, res.lang, res.hits[:2])
         assert res.hits[0].locale == lang and res.decision == "answer", (text, res.decision)
+
+
+def test_a_topic_word_in_the_title_of_a_top_article_offers_the_articles_instead_of_i_dont_know(shipped_searcher):
+    """"change" ranks the three change-* articles first, but the confidence model is unsure which one
+    is meant: it handed off ("I don't know") although the help centre has the topic."""
+    from knowledge_base.search import title_words
+
+    res = shipped_searcher.search("change", "en")
+    assert res.decision == "clarify" and res.n_decided == 3, (res.decision, res.hits[:3])
+    assert {h.group for h in res.hits[:3]} >= {"change-email", "change-address"}
+    words = title_words(shipped_searcher.snapshot.articles.values())
+    assert "change" in words["change-address"] and "address" in words["change-address"]
+    assert not any({"how", "my", "i"} & w for w in words.values())  # in too many titles to name a topic
+    # a question of more words is the confidence model's alone: "tea" is in no title, still "I don't know"
+    assert shipped_searcher.search("do you sell green tea", "en").decision == "handoff"
