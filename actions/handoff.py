@@ -31,8 +31,8 @@ INTENT_REASONS = {"request_human": "customer_request", "complain": "frustration"
 QUESTION_RE = re.compile(r"[?？]|(?:ですか|ますか|でしょうか|ません)[。!！]*$")
 # What the classifier calls a whole request rather than an answer to the form's question; a name
 # alone is read as provide_name, or as a low-confidence guess.
-SENTENCE_INTENTS = {"faq", "out_of_scope", "give_feedback", "bot_challenge", "ask_something_else", "complain",
-                    "request_human"}
+SENTENCE_INTENTS = {"faq", "out_of_scope", "give_feedback", "bot_challenge", "ask_something_else", "ask_for_help",
+                    "complain", "request_human"}
 SENTENCE_CONFIDENCE = 0.8
 CJK_RE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 

@@ -30,7 +30,7 @@ MODEL_DIR = PROJECT_ROOT / "models"
 LABELS = ("negative", "neutral", "positive")
 NLU_LABELS = {"complain": "negative", "thanks": "positive"}
 NLU_NEUTRAL = ("faq", "provide_order_number", "provide_email", "provide_name", "request_human",
-               "ask_something_else", "greet")
+               "ask_something_else", "ask_for_help", "greet")
 HIGH, MEDIUM = 0.85, 0.6
 
 

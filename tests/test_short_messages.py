@@ -25,10 +25,12 @@ TOPIC_WORDS = {
     "tr": ["iptal", "ödeme", "fatura", "kargo", "iade", "şifre", "abonelik", "hediye"],
     "ja": ["返金", "解約", "支払い", "配送", "請求書", "パスワード", "住所", "ギフト"],
 }
+# The words the issue named: each must lead to articles (an answer or a choice), never "I don't know".
+MUST_LEAD_TO_ARTICLES = {"payment", "change", "beans", "gift", "refund", "cancel", "iptal", "kündigen", "pause", "address"}
 # What the bot says when it took the message for something else than a question.
 NOT_FOR_A_TOPIC = ("utter_greet", "utter_goodbye", "utter_youre_welcome", "utter_glad_to_help",
-                   "utter_ask_something_else", "utter_sorry_frustration", "utter_ask_name", "utter_out_of_scope",
-                   "utter_feedback_thanks", "utter_iamabot")
+                   "utter_ask_something_else", "utter_ask_what_about", "utter_sorry_frustration", "utter_ask_name",
+                   "utter_out_of_scope", "utter_feedback_thanks", "utter_iamabot")
 
 
 def _starts(name: str, lang: str) -> str:
@@ -61,6 +63,9 @@ def test_a_topic_word_goes_to_the_knowledge_base(running_stack, lang):
             assert decision == "handoff" and texts[0].startswith(_starts("utter_kb_dont_know", lang)), (word, texts)
         decisions[word] = decision
     print(f"\n{lang} topic words -> knowledge-base decision: {decisions}")
+    handed_off = [w for w, d in decisions.items() if d == "handoff"]
+    assert not set(handed_off) & MUST_LEAD_TO_ARTICLES, decisions
+    assert len(handed_off) <= 1, decisions  # measured: none in en/de/ja, "abonelik" in tr
 
 
 COMPLAINTS = [
@@ -91,11 +96,15 @@ def test_anger_at_the_service_still_brings_a_person(running_stack, lang, text):
     assert any(t.startswith(_starts("utter_ask_name", lang)) for t in texts), texts
 
 
-@pytest.mark.parametrize("text", ["?", "???"])
-def test_a_lone_question_mark_asks_what_the_customer_wants_to_know(running_stack, text):
-    """"?" was read as yes: a new customer got "Great, I'm glad that helped!" ("???" is in no training data)."""
-    texts, _ = ask_once(running_stack, text, "en")
-    assert texts == [response_text("utter_ask_something_else", "en")], texts
+@pytest.mark.parametrize("lang,text", [("en", "?"), ("en", "???"), ("en", "I need help"), ("en", "can you help?"),
+                                       ("de", "ich brauche Hilfe"), ("tr", "yardıma ihtiyacım var"),
+                                       ("ja", "助けてください")])
+def test_asking_for_help_without_a_topic_asks_what_it_is_about(running_stack, lang, text):
+    """"?" was read as yes (a new customer got "Great, I'm glad that helped!") and "I need help" started
+    the hand-off form before the bot had tried. ("???" and "can you help?" are in no training data.)"""
+    texts, events = ask_once(running_stack, text, lang)
+    assert texts == [response_text("utter_ask_what_about", lang)], texts
+    assert events == [], events  # neither a search nor a person promised
 
 
 @pytest.mark.parametrize("text,lang", [("ok", "en"), ("Hallo", "de")])
