@@ -218,12 +218,17 @@ def _admin():
     return auth.require("admin")
 
 
+async def _requested_contact(session: AsyncSession, request: web.Request) -> Contact:
+    """The contact the URL names; 404 {"error": ...} (bot.app.json_errors) when there is none."""
+    try:
+        return await find_contact(session, request.match_info["id"])
+    except NotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+
+
 async def api_export(request: web.Request) -> web.Response:
     async with request.app[keys.SESSIONMAKER]() as session:
-        try:
-            contact = await find_contact(session, request.match_info["id"])
-        except NotFound as exc:
-            return web.json_response({"error": str(exc)}, status=404)
+        contact = await _requested_contact(session, request)
         data = await export_contact(session, contact)
     return web.json_response(data, dumps=lambda o: json.dumps(o, ensure_ascii=False),
                              headers={"Content-Disposition": f'attachment; filename="contact-{contact.public_id}.json"',
@@ -232,10 +237,7 @@ async def api_export(request: web.Request) -> web.Response:
 
 async def api_delete(request: web.Request) -> web.Response:
     async with request.app[keys.SESSIONMAKER]() as session:
-        try:
-            contact = await find_contact(session, request.match_info["id"])
-        except NotFound as exc:
-            return web.json_response({"error": str(exc)}, status=404)
+        contact = await _requested_contact(session, request)
         settings = request.app[keys.SETTINGS]
         out = await delete_contact(session, contact, settings.rasa_tracker_store_url, erasure_key_of(settings))
     return web.json_response(out)

@@ -174,12 +174,16 @@ class AgentClient:
             return r.status, await r.json()
 
     async def post(self, path: str, body: dict | None = None, csrf: str | None = "default"):
-        headers = {}
-        token = self.csrf if csrf == "default" else csrf
-        if token is not None:
-            headers["X-CSRF-Token"] = token
-        async with self.http.post(self.base + path, json=body or {}, headers=headers) as r:
+        async with self.http.post(self.base + path, json=body or {}, headers=self._csrf(csrf)) as r:
             return r.status, await r.json()
+
+    async def delete(self, path: str, csrf: str | None = "default"):
+        async with self.http.delete(self.base + path, headers=self._csrf(csrf)) as r:
+            return r.status, await r.json()
+
+    def _csrf(self, csrf: str | None) -> dict:
+        token = self.csrf if csrf == "default" else csrf
+        return {"X-CSRF-Token": token} if token is not None else {}
 
     async def ws(self):
         return await self.http.ws_connect(self.base + f"/api/inbox/ws?csrf={self.csrf}",
